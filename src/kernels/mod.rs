@@ -1,0 +1,116 @@
+//! Our hand-written WGSL kernels, launched on burn's wgpu tensors through burn-wgpu's
+//! `template` feature. One file per op family here, one `.wgsl` per family in `shaders/`, and a
+//! plain-loop CPU twin of each in [`reference`] that the parity tests use as the oracle.
+//!
+//! Conventions shared by every shader: entry point `main`, workgroup size 64, bindings in the
+//! order inputs, outputs, params (a `#[repr(C)]` struct mirrored in WGSL, uploaded as a small
+//! storage buffer), group 0. Dispatches over more than 65535 workgroups are folded into 2-D
+//! ([`grid`]); shaders rebuild the linear index from `num_workgroups`.
+//! Pipelines are cached by cubecl under [`ShaderKernel::id`]: (kernel name, quant type).
+
+pub mod attention;
+pub mod ffn;
+pub mod matmul;
+pub mod norm;
+pub mod reference;
+pub mod rope;
+
+use burn::backend::wgpu::{KernelSource, SourceKernel, SourceTemplate};
+use burn::cubecl::prelude::KernelId;
+use burn::cubecl::server::{BufferBinding, Handle, KernelArguments};
+use burn::cubecl::{CubeCount, CubeDim};
+
+use crate::gpu::Gpu;
+use crate::quant::GgmlType;
+
+pub const QUANT_WGSL: &str = include_str!("../../shaders/quant.wgsl");
+
+/// One of our WGSL shaders, optionally specialised for a ggml quant type.
+#[derive(Clone, Debug)]
+pub struct ShaderKernel {
+    pub name: &'static str,
+    pub source: &'static str,
+    pub qtype: Option<GgmlType>,
+    /// Tokens per tile for the matmul (`{{ tile_t }}`); 0 where unused.
+    pub tile_t: u32,
+}
+
+impl ShaderKernel {
+    pub fn plain(name: &'static str, source: &'static str) -> Self {
+        ShaderKernel { name, source, qtype: None, tile_t: 0 }
+    }
+}
+
+/// The `{{ qtype }}` suffix quant.wgsl's `dq_*` functions use.
+pub fn wgsl_quant_name(ty: GgmlType) -> &'static str {
+    match ty {
+        GgmlType::F32 => "f32",
+        GgmlType::F16 => "f16",
+        GgmlType::BF16 => "bf16",
+        GgmlType::Q4_0 => "q4_0",
+        GgmlType::Q4_1 => "q4_1",
+        GgmlType::Q5_0 => "q5_0",
+        GgmlType::Q5_1 => "q5_1",
+        GgmlType::Q8_0 => "q8_0",
+        GgmlType::Q4_K => "q4_k",
+        GgmlType::Q5_K => "q5_k",
+        GgmlType::Q6_K => "q6_k",
+    }
+}
+
+impl KernelSource for ShaderKernel {
+    fn source(&self) -> SourceTemplate {
+        let template = SourceTemplate::new(self.source).register("tile_t", self.tile_t.to_string());
+        match self.qtype {
+            Some(ty) => template
+                .add_template(QUANT_WGSL)
+                .register("qtype", wgsl_quant_name(ty)),
+            None => template,
+        }
+    }
+
+    fn id(&self) -> KernelId {
+        KernelId::new::<Self>().info((self.name, self.qtype.map(|t| t.id()), self.tile_t))
+    }
+
+    fn lang(&self) -> &'static str {
+        "wgsl"
+    }
+}
+
+/// Split a workgroup count over x and y so neither exceeds 65535.
+pub fn grid(groups: u32) -> (u32, u32) {
+    const MAX: u32 = 65535;
+    if groups <= MAX {
+        (groups.max(1), 1)
+    } else {
+        (MAX, groups.div_ceil(MAX))
+    }
+}
+
+/// Queue one dispatch. Nothing runs until a readback (or burn) flushes the queue.
+pub(crate) fn launch(gpu: &Gpu, kernel: ShaderKernel, count: (u32, u32, u32), buffers: Vec<BufferBinding>) {
+    stats::count();
+    gpu.client.launch(
+        Box::new(SourceKernel::new(kernel, CubeDim::new_1d(64))),
+        CubeCount::Static(count.0, count.1, count.2),
+        KernelArguments::new().with_buffers(buffers),
+    );
+}
+
+/// Upload a params struct as the kernel's last binding.
+pub(crate) fn params<T: bytemuck::Pod>(gpu: &Gpu, p: &T) -> Handle {
+    gpu.upload_bytes(bytemuck::bytes_of(p))
+}
+
+/// Dispatch statistics, read by `aigc bench`.
+pub mod stats {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static DISPATCHES: AtomicU64 = AtomicU64::new(0);
+    pub fn count() {
+        DISPATCHES.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn dispatches() -> u64 {
+        DISPATCHES.load(Ordering::Relaxed)
+    }
+}

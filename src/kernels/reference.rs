@@ -1,0 +1,154 @@
+//! Plain-loop CPU twins of every kernel (llama2.c style): the oracle for the parity tests, and
+//! the readable statement of what each kernel computes. Same argument shapes as the GPU side.
+//! Accumulations are in f64 where the GPU's order differs, so the reference is the more exact
+//! of the two and the tolerance measures the kernel's error alone.
+
+use crate::quant::{dequantize, GgmlType, QuantError};
+
+use super::rope::{HeadShape, RopeMode};
+
+/// Dequantize a whole [rows, cols] weight.
+pub fn dequant_matrix(ty: GgmlType, rows: usize, cols: usize, bytes: &[u8]) -> Result<Vec<f32>, QuantError> {
+    let mut out = vec![0f32; rows * cols];
+    dequantize(ty, bytes, &mut out)?;
+    Ok(out)
+}
+
+/// y[t, n] = Σ_k x[t, k] · w[n, k] (+ b[n]), w already dequantized.
+pub fn matmul(x: &[f32], w: &[f32], bias: Option<&[f32]>, t: usize, k: usize, n: usize) -> Vec<f32> {
+    let mut y = vec![0f32; t * n];
+    for ti in 0..t {
+        for ni in 0..n {
+            let mut s = 0f64;
+            for ki in 0..k {
+                s += x[ti * k + ki] as f64 * w[ni * k + ki] as f64;
+            }
+            y[ti * n + ni] = s as f32 + bias.map_or(0.0, |b| b[ni]);
+        }
+    }
+    y
+}
+
+/// Rows of a dequantized [rows, cols] matrix picked by ids.
+pub fn get_rows(w: &[f32], cols: usize, ids: &[u32]) -> Vec<f32> {
+    ids.iter().flat_map(|&id| w[id as usize * cols..(id as usize + 1) * cols].iter().copied()).collect()
+}
+
+/// RMSNorm of each row of x [rows, dim].
+pub fn rms_norm(x: &[f32], w: &[f32], dim: usize, eps: f32) -> Vec<f32> {
+    let mut y = vec![0f32; x.len()];
+    for (xr, yr) in x.chunks(dim).zip(y.chunks_mut(dim)) {
+        let ss: f64 = xr.iter().map(|&v| v as f64 * v as f64).sum();
+        let scale = 1.0 / ((ss / dim as f64) as f32 + eps).sqrt();
+        for i in 0..dim {
+            yr[i] = xr[i] * scale * w[i];
+        }
+    }
+    y
+}
+
+/// Rotate one head vector in place at position `pos` with the cos/sin table.
+fn rotate(v: &mut [f32], table: &[f32], pos: usize, n_rot: usize, mode: RopeMode) {
+    let half = n_rot / 2;
+    for i in 0..half {
+        let (i0, i1) = match mode {
+            RopeMode::Adjacent => (2 * i, 2 * i + 1),
+            RopeMode::Neox => (i, i + half),
+        };
+        let c = table[(pos * half + i) * 2];
+        let s = table[(pos * half + i) * 2 + 1];
+        let (x0, x1) = (v[i0], v[i1]);
+        v[i0] = x0 * c - x1 * s;
+        v[i1] = x0 * s + x1 * c;
+    }
+}
+
+/// The CPU twin of `rope_store`: returns (q [n_head, t, hd]) and writes rows pos0.. of the caches.
+#[allow(clippy::too_many_arguments)]
+pub fn rope_store(
+    qkv: &[f32],
+    table: &[f32],
+    qk_norm: Option<(&[f32], f32)>,
+    k_cache: &mut [f32],
+    v_cache: &mut [f32],
+    s: HeadShape,
+    t: usize,
+    pos0: usize,
+    ctx: usize,
+) -> Vec<f32> {
+    let heads = s.n_head + 2 * s.n_kv;
+    let hd = s.hd;
+    let mut q = vec![0f32; s.n_head * t * hd];
+    for ti in 0..t {
+        let pos = pos0 + ti;
+        for h in 0..heads {
+            let src = &qkv[(ti * heads + h) * hd..(ti * heads + h + 1) * hd];
+            let mut v = src.to_vec();
+            let kind = if h < s.n_head { 0 } else if h < s.n_head + s.n_kv { 1 } else { 2 };
+            if kind < 2 {
+                if let Some((w, eps)) = qk_norm {
+                    let nw = &w[kind * hd..(kind + 1) * hd];
+                    v = rms_norm(&v, nw, hd, eps);
+                }
+                rotate(&mut v, table, pos, s.n_rot, s.mode);
+            }
+            match kind {
+                0 => q[(h * t + ti) * hd..(h * t + ti + 1) * hd].copy_from_slice(&v),
+                1 => {
+                    let o = ((h - s.n_head) * ctx + pos) * hd;
+                    k_cache[o..o + hd].copy_from_slice(&v)
+                }
+                _ => {
+                    let o = ((h - s.n_head - s.n_kv) * ctx + pos) * hd;
+                    v_cache[o..o + hd].copy_from_slice(&v)
+                }
+            }
+        }
+    }
+    q
+}
+
+/// Causal GQA attention: q [n_head, t, hd], caches [n_kv, ctx, hd] → [t, n_head·hd].
+pub fn attention(q: &[f32], k_cache: &[f32], v_cache: &[f32], s: HeadShape, t: usize, pos0: usize, ctx: usize) -> Vec<f32> {
+    let hd = s.hd;
+    let group = s.n_head / s.n_kv;
+    let scale = 1.0 / (hd as f64).sqrt();
+    let mut out = vec![0f32; t * s.n_head * hd];
+    for h in 0..s.n_head {
+        let kvh = h / group;
+        for ti in 0..t {
+            let qv = &q[(h * t + ti) * hd..(h * t + ti + 1) * hd];
+            let n_keys = pos0 + ti + 1;
+            let scores: Vec<f64> = (0..n_keys)
+                .map(|j| {
+                    let k = &k_cache[(kvh * ctx + j) * hd..(kvh * ctx + j + 1) * hd];
+                    qv.iter().zip(k).map(|(&a, &b)| a as f64 * b as f64).sum::<f64>() * scale
+                })
+                .collect();
+            let m = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let e: Vec<f64> = scores.iter().map(|&x| (x - m).exp()).collect();
+            let sum: f64 = e.iter().sum();
+            for d in 0..hd {
+                let mut acc = 0f64;
+                for (j, &p) in e.iter().enumerate() {
+                    acc += p * v_cache[(kvh * ctx + j) * hd + d] as f64;
+                }
+                out[ti * s.n_head * hd + h * hd + d] = (acc / sum) as f32;
+            }
+        }
+    }
+    out
+}
+
+/// silu(gate) · up over gu [t, 2f].
+pub fn swiglu(gu: &[f32], f: usize, t: usize) -> Vec<f32> {
+    let mut y = vec![0f32; t * f];
+    for ti in 0..t {
+        for i in 0..f {
+            let g = gu[ti * 2 * f + i] as f64;
+            let u = gu[ti * 2 * f + f + i] as f64;
+            y[ti * f + i] = (g / (1.0 + (-g).exp()) * u) as f32;
+        }
+    }
+    y
+}

@@ -1,0 +1,271 @@
+//! Every WGSL kernel against its CPU twin in `kernels::reference`, on lavapipe (or whatever
+//! adapter wgpu finds), with the tolerances of shared/notes/fidelity.md and shapes that are not
+//! tile multiples. Outputs written in place are surrounded by guard values that must survive.
+
+use aigc::gpu::Gpu;
+use aigc::kernels::attention::attention;
+use aigc::kernels::ffn::swiglu;
+use aigc::kernels::matmul::{get_rows, matmul, matmul_into, Linear, QWeight};
+use aigc::kernels::norm::rms_norm;
+use aigc::kernels::reference as cpu;
+use aigc::kernels::rope::{rope_store, rope_table, HeadShape, RopeMode};
+use aigc::quant::GgmlType;
+
+const GUARD: f32 = 12345.0;
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn f(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+    }
+    fn vec(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| self.f()).collect()
+    }
+}
+
+fn gpu() -> std::sync::Arc<Gpu> {
+    pollster::block_on(Gpu::get()).expect("a wgpu adapter (lavapipe: apt-get install mesa-vulkan-drivers)")
+}
+
+fn read(g: &Gpu, t: &burn::backend::wgpu::CubeTensor) -> Vec<f32> {
+    pollster::block_on(g.read_f32(t)).expect("readback")
+}
+
+/// NMSE = Σ(a−b)² / Σb², as llama.cpp's test-backend-ops.
+fn nmse(a: &[f32], b: &[f32]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let num: f64 = a.iter().zip(b).map(|(&x, &y)| (x as f64 - y as f64).powi(2)).sum();
+    let den: f64 = b.iter().map(|&y| (y as f64).powi(2)).sum();
+    num / den.max(1e-30)
+}
+
+fn assert_close(what: &str, gpu: &[f32], cpu: &[f32], max_nmse: f64) {
+    let e = nmse(gpu, cpu);
+    assert!(e <= max_nmse, "{what}: NMSE {e:e} > {max_nmse:e}");
+    for (i, (&a, &b)) in gpu.iter().zip(cpu).enumerate() {
+        assert!(a.is_finite(), "{what}: non-finite at {i}: {a}");
+        if max_nmse <= 1e-7 {
+            assert!((a - b).abs() <= 1e-5 + 1e-4 * b.abs(), "{what}: element {i}: gpu {a} vs cpu {b}");
+        }
+    }
+}
+
+/// Random blocks of type `ty` with finite, modest f16 scales at the right byte offsets.
+fn random_blocks(rng: &mut Rng, ty: GgmlType, rows: usize, cols: usize) -> Vec<u8> {
+    if ty == GgmlType::F32 {
+        return rng.vec(rows * cols).iter().flat_map(|x| x.to_le_bytes()).collect();
+    }
+    if ty == GgmlType::F16 {
+        return rng.vec(rows * cols).iter().flat_map(|&x| half::f16::from_f32(x).to_le_bytes()).collect();
+    }
+    if ty == GgmlType::BF16 {
+        return rng.vec(rows * cols).iter().flat_map(|&x| half::bf16::from_f32(x).to_le_bytes()).collect();
+    }
+    let n_blocks = rows * cols / ty.block_size();
+    let bs = ty.type_size();
+    let mut out = Vec::with_capacity(n_blocks * bs);
+    for _ in 0..n_blocks {
+        let mut b: Vec<u8> = (0..bs).map(|_| rng.next() as u8).collect();
+        let mut put = |at: usize, v: f32| b[at..at + 2].copy_from_slice(&half::f16::from_f32(v).to_le_bytes());
+        let scale = 0.02 + 0.05 * rng.f().abs();
+        let minv = 0.1 * rng.f();
+        match ty {
+            GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => put(0, scale),
+            GgmlType::Q4_1 | GgmlType::Q5_1 => {
+                put(0, scale);
+                put(2, minv)
+            }
+            GgmlType::Q4_K | GgmlType::Q5_K => {
+                put(0, scale * 0.1);
+                put(2, minv.abs() * 0.1)
+            }
+            GgmlType::Q6_K => put(208, scale * 0.1),
+            _ => {}
+        }
+        out.extend(b);
+    }
+    out
+}
+
+const ALL: [GgmlType; 11] = [
+    GgmlType::F32,
+    GgmlType::F16,
+    GgmlType::BF16,
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q5_0,
+    GgmlType::Q5_1,
+    GgmlType::Q8_0,
+    GgmlType::Q4_K,
+    GgmlType::Q5_K,
+    GgmlType::Q6_K,
+];
+
+fn k_for(ty: GgmlType) -> usize {
+    if ty.block_size() == 256 { 512 } else { 160 } // 160 = 5 chunks: not a multiple of the 16 lanes
+}
+
+#[test]
+fn matmul_every_quant_type_matches_reference() {
+    let g = gpu();
+    let mut rng = Rng(0x9e3779b97f4a7c15);
+    for ty in ALL {
+        let (n, k) = (37, k_for(ty));
+        let bytes = random_blocks(&mut rng, ty, n, k);
+        let w = cpu::dequant_matrix(ty, n, k, &bytes).unwrap();
+        let lin = Linear::upload(&g, k, &[(ty, n, &bytes)], None).unwrap();
+        for t in [1usize, 5, 13] {
+            let x = rng.vec(t * k);
+            let xg = g.upload_f32(&x, &[t, k]);
+            let y = read(&g, &matmul(&g, &xg, &lin, t));
+            let want = cpu::matmul(&x, &w, None, t, k, n);
+            assert_close(&format!("matmul {} t={t}", ty.name()), &y, &want, 5e-4);
+            assert!(nmse(&y, &want) < 1e-9, "{}: t={t} NMSE {:e} (same dequant, only summation order differs)", ty.name(), nmse(&y, &want));
+        }
+    }
+}
+
+#[test]
+fn matmul_parts_bias_and_accumulate() {
+    let g = gpu();
+    let mut rng = Rng(7);
+    let (k, t) = (96, 3);
+    // Q|K|V-like: two Q8_0 parts (merged into one buffer) then a Q4_1 part (its own dispatch).
+    let parts = [(GgmlType::Q8_0, 9usize), (GgmlType::Q8_0, 5), (GgmlType::Q4_1, 6)];
+    let blobs: Vec<Vec<u8>> = parts.iter().map(|&(ty, n)| random_blocks(&mut rng, ty, n, k)).collect();
+    let spec: Vec<(GgmlType, usize, &[u8])> = parts.iter().zip(&blobs).map(|(&(ty, n), b)| (ty, n, b.as_slice())).collect();
+    let bias = rng.vec(20);
+    let lin = Linear::upload(&g, k, &spec, Some(&bias)).unwrap();
+    assert_eq!(lin.parts.len(), 2, "same-type neighbours share one buffer");
+    let mut w = Vec::new();
+    for (&(ty, n), b) in parts.iter().zip(&blobs) {
+        w.extend(cpu::dequant_matrix(ty, n, k, b).unwrap());
+    }
+    let x = rng.vec(t * k);
+    let xg = g.upload_f32(&x, &[t, k]);
+    let y = read(&g, &matmul(&g, &xg, &lin, t));
+    let want = cpu::matmul(&x, &w, Some(&bias), t, k, 20);
+    assert_close("multi-part matmul with bias", &y, &want, 1e-9);
+
+    // Accumulate into an existing buffer (the residual connection).
+    let base = rng.vec(t * 20);
+    let acc = g.upload_f32(&base, &[t, 20]);
+    matmul_into(&g, &xg, &lin, t, &acc, true);
+    let got = read(&g, &acc);
+    let want2: Vec<f32> = want.iter().zip(&base).map(|(a, b)| a + b).collect();
+    assert_close("accumulating matmul", &got, &want2, 1e-9);
+}
+
+#[test]
+fn get_rows_every_quant_type() {
+    let g = gpu();
+    let mut rng = Rng(99);
+    for ty in ALL {
+        let (n, k) = (11, k_for(ty));
+        let bytes = random_blocks(&mut rng, ty, n, k);
+        let w = cpu::dequant_matrix(ty, n, k, &bytes).unwrap();
+        let qw = QWeight::upload(&g, ty, n, k, &bytes).unwrap();
+        let ids = [3u32, 0, 10, 3, 7];
+        let idg = g.upload_u32(&ids);
+        let y = read(&g, &get_rows(&g, &qw, &idg, ids.len()));
+        let want = cpu::get_rows(&w, k, &ids);
+        let max = y.iter().zip(&want).map(|(a, b)| (a - b).abs() / (1e-6 + b.abs())).fold(0f32, f32::max);
+        // Dequantization is integer math times a scale; the GPU may fuse q·d + m into one FMA,
+        // so allow one rounding step rather than demanding the CPU's bits.
+        assert!(max <= 1e-6, "get_rows {}: max relative diff {max:e}", ty.name());
+    }
+}
+
+#[test]
+fn rms_norm_rows_and_offsets() {
+    let g = gpu();
+    let mut rng = Rng(3);
+    for (rows, dim) in [(7usize, 576usize), (3, 100), (1, 64)] {
+        let x = rng.vec(rows * dim);
+        let w = rng.vec(dim);
+        let (xg, wg) = (g.upload_f32(&x, &[rows, dim]), g.upload_f32(&w, &[dim]));
+        let y = read(&g, &rms_norm(&g, &xg, &wg, dim, 0, rows, 1e-5));
+        assert_close(&format!("rms_norm {rows}x{dim}"), &y, &cpu::rms_norm(&x, &w, dim, 1e-5), 1e-7);
+        // Only the last row (what the LM head needs).
+        let y = read(&g, &rms_norm(&g, &xg, &wg, dim, rows - 1, 1, 1e-5));
+        assert_close("rms_norm last row", &y, &cpu::rms_norm(&x[(rows - 1) * dim..], &w, dim, 1e-5), 1e-7);
+    }
+}
+
+fn rope_case(mode: RopeMode, n_rot: usize, qk_norm: bool) {
+    let g = gpu();
+    let mut rng = Rng(11 + n_rot as u64);
+    let s = HeadShape { n_head: 6, n_kv: 2, hd: 32, n_rot, mode };
+    let (t, pos0, ctx) = (3usize, 5usize, 16usize);
+    let heads = s.n_head + 2 * s.n_kv;
+    let qkv = rng.vec(t * heads * s.hd);
+    let factors: Vec<f32> = (0..n_rot / 2).map(|i| 1.0 + i as f32 * 0.5).collect();
+    let table = rope_table(ctx, n_rot, 10000.0, 1.0, Some(&factors));
+    let nw = rng.vec(2 * s.hd);
+    let mut kc = vec![GUARD; s.n_kv * ctx * s.hd];
+    let mut vc = vec![GUARD; s.n_kv * ctx * s.hd];
+    let (kg, vg) = (g.upload_f32(&kc, &[s.n_kv, ctx, s.hd]), g.upload_f32(&vc, &[s.n_kv, ctx, s.hd]));
+    let (qkvg, tg, nwg) = (g.upload_f32(&qkv, &[t, heads * s.hd]), g.upload_f32(&table, &[table.len()]), g.upload_f32(&nw, &[nw.len()]));
+    let norm = qk_norm.then_some((&nwg, 1e-6f32));
+    let q = read(&g, &rope_store(&g, &qkvg, &tg, norm, &kg, &vg, s, t, pos0, ctx));
+    let want_q = cpu::rope_store(&qkv, &table, qk_norm.then_some((&nw[..], 1e-6)), &mut kc, &mut vc, s, t, pos0, ctx);
+    let what = format!("rope {mode:?} n_rot={n_rot} qk_norm={qk_norm}");
+    assert_close(&format!("{what} q"), &q, &want_q, 1e-7);
+    // Cache rows outside pos0..pos0+t keep their guard values (the CPU twin never touches them).
+    for (name, got, want) in [("K cache", read(&g, &kg), kc), ("V cache", read(&g, &vg), vc)] {
+        let untouched = want.iter().filter(|&&w| w == GUARD).count();
+        assert_eq!(untouched, got.iter().filter(|&&x| x == GUARD).count(), "{what}: {name} guard values");
+        for (i, (&a, &b)) in got.iter().zip(&want).enumerate() {
+            assert!((a == GUARD) == (b == GUARD), "{what}: {name} element {i} written outside pos0..pos0+t");
+            assert!((a - b).abs() <= 1e-5 + 1e-4 * b.abs(), "{what}: {name} element {i}: gpu {a} vs cpu {b}");
+        }
+    }
+}
+
+#[test]
+fn rope_adjacent_and_neox_with_factors() {
+    rope_case(RopeMode::Adjacent, 32, false);
+    rope_case(RopeMode::Neox, 32, false);
+    rope_case(RopeMode::Neox, 16, false); // partial rotary: dims 16.. pass through
+    rope_case(RopeMode::Neox, 32, true); // qwen3 q/k norm
+}
+
+fn attention_case(hd: usize, t: usize, pos0: usize) {
+    let g = gpu();
+    let mut rng = Rng(5 + hd as u64 + pos0 as u64);
+    let s = HeadShape { n_head: 6, n_kv: 2, hd, n_rot: hd, mode: RopeMode::Neox };
+    let ctx = pos0 + t + 3;
+    let q = rng.vec(s.n_head * t * hd);
+    let kc = rng.vec(s.n_kv * ctx * hd);
+    let vc = rng.vec(s.n_kv * ctx * hd);
+    let (qg, kg, vg) = (g.upload_f32(&q, &[s.n_head, t, hd]), g.upload_f32(&kc, &[s.n_kv, ctx, hd]), g.upload_f32(&vc, &[s.n_kv, ctx, hd]));
+    let y = read(&g, &attention(&g, &qg, &kg, &vg, s, t, pos0, ctx));
+    let want = cpu::attention(&q, &kc, &vc, s, t, pos0, ctx);
+    assert_close(&format!("attention hd={hd} t={t} pos0={pos0}"), &y, &want, 1e-7);
+}
+
+#[test]
+fn attention_causal_gqa_across_key_tiles() {
+    attention_case(64, 1, 0); // first token: one key
+    attention_case(64, 5, 7); // prefill after a prefix
+    attention_case(64, 3, 70); // more than one 64-key tile
+    attention_case(80, 2, 130); // head dim not a multiple of 64, three tiles
+    attention_case(128, 4, 61); // tile boundary inside the batch
+}
+
+#[test]
+fn swiglu_matches_reference() {
+    let g = gpu();
+    let mut rng = Rng(17);
+    let (t, f) = (3, 1536);
+    let gu: Vec<f32> = rng.vec(t * 2 * f).iter().map(|x| x * 8.0).collect();
+    let gg = g.upload_f32(&gu, &[t, 2 * f]);
+    let y = read(&g, &swiglu(&g, &gg, f, t));
+    assert_close("swiglu", &y, &cpu::swiglu(&gu, f, t), 1e-7);
+}
