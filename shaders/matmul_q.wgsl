@@ -30,11 +30,14 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> P: Params;
 
 @compute @workgroup_size(64, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
     let row = gid.x + gid.y * nwg.x * 64u;
     if (row >= P.n) { return; }
     let k = P.k;
-    let t0 = gid.z * TILE_T;
+    // From workgroup_id, not global_invocation_id: the compiler can then see that every X
+    // address below is the same for all invocations (a broadcast load, not a gather).
+    let t0 = wid.z * TILE_T;
     let base = row * P.row_words;
     let chunks = k / 32u;
 
