@@ -67,11 +67,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         let nvalid = min(64u, n_keys - j0);
         var mt = m;
         for (var i = 0u; i < nvalid; i++) { mt = max(mt, sc[i]); }
+        workgroupBarrier();
+        // Each invocation turns its own score into a weight once; all then share them.
+        sc[lid] = exp(s - mt);
+        workgroupBarrier();
         let corr = exp(m - mt);
         l *= corr;
         for (var r = 0u; r < 4u; r++) { acc[r] *= corr; }
         for (var i = 0u; i < nvalid; i++) {
-            let p = exp(sc[i] - mt);
+            let p = sc[i];
             l += p;
             let v0 = kv0 + (j0 + i) * hd;
             for (var r = 0u; r < 4u; r++) {

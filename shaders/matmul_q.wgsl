@@ -24,47 +24,54 @@ struct Params {
 }
 
 @group(0) @binding(0) var<storage, read_write> W: array<u32>;
-@group(0) @binding(1) var<storage, read_write> X: array<f32>;
+@group(0) @binding(1) var<storage, read_write> X: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> B: array<f32>;
 @group(0) @binding(3) var<storage, read_write> Y: array<f32>;
 @group(0) @binding(4) var<storage, read_write> P: Params;
+
+// v · X[t, 32c .. 32c+32], X read as vec4 rows (k is a multiple of 32).
+fn dot32(v: ptr<function, array<f32, 32>>, x0: u32) -> f32 {
+    return dot(vec4<f32>((*v)[0], (*v)[1], (*v)[2], (*v)[3]), X[x0])
+         + dot(vec4<f32>((*v)[4], (*v)[5], (*v)[6], (*v)[7]), X[x0 + 1u])
+         + dot(vec4<f32>((*v)[8], (*v)[9], (*v)[10], (*v)[11]), X[x0 + 2u])
+         + dot(vec4<f32>((*v)[12], (*v)[13], (*v)[14], (*v)[15]), X[x0 + 3u])
+         + dot(vec4<f32>((*v)[16], (*v)[17], (*v)[18], (*v)[19]), X[x0 + 4u])
+         + dot(vec4<f32>((*v)[20], (*v)[21], (*v)[22], (*v)[23]), X[x0 + 5u])
+         + dot(vec4<f32>((*v)[24], (*v)[25], (*v)[26], (*v)[27]), X[x0 + 6u])
+         + dot(vec4<f32>((*v)[28], (*v)[29], (*v)[30], (*v)[31]), X[x0 + 7u]);
+}
+
+fn store(t: u32, row: u32, acc: f32, bias: f32) {
+    if (t < P.t) {
+        let o = t * P.out_stride + P.out_col + row;
+        var y = acc + bias;
+        if ((P.flags & 2u) != 0u) { y += Y[o]; }
+        Y[o] = y;
+    }
+}
 
 @compute @workgroup_size(64, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {
     let row = gid.x + gid.y * nwg.x * 64u;
     if (row >= P.n) { return; }
-    let k = P.k;
+    let k4 = P.k / 4u;
     // From workgroup_id, not global_invocation_id: the compiler can then see that every X
     // address below is the same for all invocations (a broadcast load, not a gather).
     let t0 = wid.z * TILE_T;
+    let tl = P.t - 1u;
     let base = row * P.row_words;
-    let chunks = k / 32u;
-
-    var acc: array<f32, TILE_T>;
-    for (var i = 0u; i < TILE_T; i++) { acc[i] = 0.0; }
+    let chunks = P.k / 32u;
+    // The per-token accumulators are separate scalars, written out by the host for each tile
+    // size: an array indexed in a loop lands in memory on CPU drivers and costs 10x.
+{{ tile_decl }}
     var v: array<f32, 32>;
     for (var c = 0u; c < chunks; c++) {
         dequant32(base, c, &v);
-        for (var i = 0u; i < TILE_T; i++) {
-            // Tokens past the end re-read the last row; their sums are never written.
-            let x0 = min(t0 + i, P.t - 1u) * k + c * 32u;
-            var s = 0.0;
-            for (var j = 0u; j < 32u; j += 4u) {
-                s += dot(vec4<f32>(v[j], v[j + 1u], v[j + 2u], v[j + 3u]),
-                         vec4<f32>(X[x0 + j], X[x0 + j + 1u], X[x0 + j + 2u], X[x0 + j + 3u]));
-            }
-            acc[i] += s;
-        }
+        // Tokens past the end re-read the last row; their sums are never written.
+{{ tile_body }}
     }
     var bias = 0.0;
     if ((P.flags & 1u) != 0u) { bias = B[P.out_col + row]; }
-    for (var i = 0u; i < TILE_T; i++) {
-        if (t0 + i < P.t) {
-            let o = (t0 + i) * P.out_stride + P.out_col + row;
-            var y = acc[i] + bias;
-            if ((P.flags & 2u) != 0u) { y += Y[o]; }
-            Y[o] = y;
-        }
-    }
+{{ tile_store }}
 }

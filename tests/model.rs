@@ -92,14 +92,14 @@ fn smollm2_greedy_matches_llama_cpp() {
     println!("{}", report.join("\n"));
 }
 
-/// Perplexity over the first `AIGC_PPL_WINDOWS` windows (default 2; the fixture has 6) of the
+/// Perplexity over the first `AIGC_PPL_WINDOWS` windows (default: all 6 of the fixture) of the
 /// committed text, compared with llama.cpp and the float64 reference over the same windows.
 #[test]
 fn smollm2_perplexity_matches_references() {
     let fx = fixture("smollm2.json");
     let ppl = &fx["perplexity"];
     let window = ppl["window"].as_u64().expect("window") as usize;
-    let n_windows = std::env::var("AIGC_PPL_WINDOWS").ok().and_then(|v| v.parse().ok()).unwrap_or(2usize);
+    let n_windows = std::env::var("AIGC_PPL_WINDOWS").ok().and_then(|v| v.parse().ok()).unwrap_or(6usize);
     let mut engine = load(&format!("{ROOT}/models/SmolLM2-135M-Instruct.Q4_1.gguf"), window);
     let text = std::fs::read_to_string(format!("{ROOT}/tests/fixtures/perplexity.txt")).expect("text");
     let tokens = engine.encode_plain(&text);

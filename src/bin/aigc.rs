@@ -290,7 +290,8 @@ async fn bench(model: &PathBuf, prompt_tokens: usize, gen_tokens: usize, json: b
     let r = &gpu.report;
     if json {
         let j = serde_json::json!({
-            "adapter": r.name, "backend": r.backend,
+            "adapter": r.name, "backend": r.backend, "device_type": r.device_type,
+            "max_storage_binding": r.max_storage_binding, "shader_f16": r.shader_f16, "subgroups": r.subgroups,
             "prompt_tokens": prompt.len(), "gen_tokens": gen_tokens,
             "prefill_tokens_per_s": prompt.len() as f64 / prefill_s,
             "decode_tokens_per_s": decode_tps,
@@ -301,6 +302,13 @@ async fn bench(model: &PathBuf, prompt_tokens: usize, gen_tokens: usize, json: b
         println!("{j}");
     } else {
         println!("adapter: {} ({}, {})", r.name, r.backend, r.device_type);
+        println!(
+            "limits: storage binding {} MiB, buffer {} MiB; features: shader-f16 {}, subgroups {}",
+            r.max_storage_binding >> 20,
+            r.max_buffer >> 20,
+            if r.shader_f16 { "yes" } else { "no" },
+            if r.subgroups { "yes" } else { "no" }
+        );
         println!("prefill: {} tokens in {:.3} s = {:.1} tokens/s", prompt.len(), prefill_s, prompt.len() as f64 / prefill_s);
         println!("decode: {gen_tokens} tokens in {decode_s:.3} s = {decode_tps:.2} tokens/s");
         println!("dispatches per generated token: {dispatches:.0}");

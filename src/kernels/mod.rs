@@ -60,7 +60,11 @@ pub fn wgsl_quant_name(ty: GgmlType) -> &'static str {
 
 impl KernelSource for ShaderKernel {
     fn source(&self) -> SourceTemplate {
-        let template = SourceTemplate::new(self.source).register("tile_t", self.tile_t.to_string());
+        let template = SourceTemplate::new(self.source)
+            .register("tile_t", self.tile_t.to_string())
+            .register("tile_decl", tile_code(self.tile_t, |i| format!("    var a{i} = 0.0;")))
+            .register("tile_body", tile_code(self.tile_t, |i| format!("        a{i} += dot32(&v, min(t0 + {i}u, tl) * k4 + c * 8u);")))
+            .register("tile_store", tile_code(self.tile_t, |i| format!("    store(t0 + {i}u, row, a{i}, bias);")));
         match self.qtype {
             Some(ty) => template
                 .add_template(QUANT_WGSL)
@@ -76,6 +80,11 @@ impl KernelSource for ShaderKernel {
     fn lang(&self) -> &'static str {
         "wgsl"
     }
+}
+
+/// One line per token of a matmul tile (the shader's unrolled per-token code).
+fn tile_code(tile: u32, line: impl Fn(u32) -> String) -> String {
+    (0..tile).map(line).collect::<Vec<_>>().join("\n")
 }
 
 /// Split a workgroup count over x and y so neither exceeds 65535.
