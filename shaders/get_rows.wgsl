@@ -1,11 +1,16 @@
-// Embedding lookup from quantized rows: Y[t, :] = dequant(W[ids[t], :]).
+// Embedding lookup from quantized rows: Y[t, :] = dequant(W[ids[t] - row0, :]) for the ids this
+// part of the table holds.
 // One invocation per (token, 32-element chunk); the decoders come from quant.wgsl.
 
 struct Params {
     k: u32,          // row length (elements)
     t: u32,          // number of ids
     row_words: u32,
-    n_rows: u32,     // rows in W, to refuse out-of-range ids
+    row0: u32,       // first row of the table held in W (a table may be split over buffers)
+    n_rows: u32,     // rows held in W
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<storage, read_write> W: array<u32>;
@@ -20,11 +25,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     if (i >= P.t * chunks) { return; }
     let t = i / chunks;
     let c = i % chunks;
-    // An id past the table reads row 0 rather than out of bounds; the host validates ids first.
-    var id = IDS[t];
-    if (id >= P.n_rows) { id = 0u; }
+    // Only ids held by this part; the host validates ids against the whole table first.
+    let id = IDS[t];
+    if (id < P.row0 || id >= P.row0 + P.n_rows) { return; }
     var v: array<f32, 32>;
-    dequant32(id * P.row_words, c, &v);
+    dequant32((id - P.row0) * P.row_words, c, &v);
     let o = t * P.k + c * 32u;
     for (var j = 0u; j < 32u; j++) {
         Y[o + j] = v[j];

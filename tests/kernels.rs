@@ -5,7 +5,7 @@
 use aigc::gpu::Gpu;
 use aigc::kernels::attention::attention;
 use aigc::kernels::ffn::swiglu;
-use aigc::kernels::matmul::{get_rows, matmul, matmul_into, Linear, QWeight};
+use aigc::kernels::matmul::{get_rows, matmul, matmul_into, Linear};
 use aigc::kernels::norm::rms_norm;
 use aigc::kernels::reference as cpu;
 use aigc::kernels::rope::{rope_store, rope_table, HeadShape, RopeMode};
@@ -170,7 +170,7 @@ fn get_rows_every_quant_type() {
         let (n, k) = (11, k_for(ty));
         let bytes = random_blocks(&mut rng, ty, n, k);
         let w = cpu::dequant_matrix(ty, n, k, &bytes).unwrap();
-        let qw = QWeight::upload(&g, ty, n, k, &bytes).unwrap();
+        let qw = Linear::upload(&g, k, &[(ty, n, &bytes)], None).unwrap();
         let ids = [3u32, 0, 10, 3, 7];
         let idg = g.upload_u32(&ids);
         let y = read(&g, &get_rows(&g, &qw, &idg, ids.len()));

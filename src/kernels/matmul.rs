@@ -91,13 +91,35 @@ impl QWeight {
         let row_words = cols / ty.block_size() * gpu_block_bytes(ty) / 4;
         if (row_words * 4 * rows) as u64 > gpu.max_binding {
             return Err(Error::OutOfMemory(format!(
-                "a {} MiB weight exceeds this GPU's {} MiB storage binding limit (splitting is not implemented yet)",
+                "a {} MiB weight exceeds this GPU's {} MiB storage binding limit",
                 want >> 20,
                 gpu.max_binding >> 20
             )));
         }
         let handle = gpu.upload_bytes(&repack(ty, bytes));
         Ok(QWeight { handle, ty, rows, cols, row_bytes, row_words })
+    }
+
+    /// Upload as several row blocks, each within the adapter's storage-binding limit (real
+    /// embeddings exceed 128 MiB). Returns (weight, first row) pairs.
+    pub fn upload_split(gpu: &Gpu, ty: GgmlType, rows: usize, cols: usize, bytes: &[u8]) -> Result<Vec<(QWeight, usize)>> {
+        let gpu_row = (cols / ty.block_size().max(1)) * gpu_block_bytes(ty);
+        let per_part = (gpu.max_binding as usize / gpu_row.max(1)).min(rows.max(1));
+        if per_part == 0 {
+            return Err(Error::OutOfMemory(format!(
+                "one {gpu_row}-byte row exceeds this GPU's storage binding limit of {} bytes",
+                gpu.max_binding
+            )));
+        }
+        let row_bytes = bytes.len() / rows.max(1);
+        let mut parts = Vec::new();
+        let mut r0 = 0;
+        while r0 < rows {
+            let n = per_part.min(rows - r0);
+            parts.push((QWeight::upload(gpu, ty, n, cols, &bytes[r0 * row_bytes..(r0 + n) * row_bytes])?, r0));
+            r0 += n;
+        }
+        Ok(parts)
     }
 
     /// Bytes on the GPU.
@@ -107,6 +129,7 @@ impl QWeight {
 }
 
 /// A linear layer: one or more weight parts, outputs concatenated, optional bias.
+#[derive(Clone)]
 pub struct Linear {
     /// (weight, first output column)
     pub parts: Vec<(QWeight, usize)>,
@@ -132,7 +155,9 @@ impl Linear {
                 bytes.extend_from_slice(parts[j].2);
                 j += 1;
             }
-            out.push((QWeight::upload(gpu, ty, rows, cols, &bytes)?, col));
+            for (w, r0) in QWeight::upload_split(gpu, ty, rows, cols, &bytes)? {
+                out.push((w, col + r0));
+            }
             col += rows;
             i = j;
         }
@@ -215,20 +240,33 @@ struct GetRowsParams {
     k: u32,
     t: u32,
     row_words: u32,
+    row0: u32,
     n_rows: u32,
+    _pad: [u32; 3],
 }
 
-/// Embedding lookup: [t, cols] f32 rows of `w` picked by `ids` (a u32 buffer of t ids).
-pub fn get_rows(gpu: &Gpu, w: &QWeight, ids: &Handle, t: usize) -> CubeTensor {
-    let y = gpu.empty_f32(&[t, w.cols]);
-    let p = GetRowsParams { k: w.cols as u32, t: t as u32, row_words: w.row_words as u32, n_rows: w.rows as u32 };
-    let items = (t * w.cols / 32) as u32;
-    let (gx, gy) = grid(items.div_ceil(64));
-    launch(
-        gpu,
-        ShaderKernel { name: "get_rows", source: GET_ROWS, qtype: Some(w.ty), tile_t: 0 },
-        (gx, gy, 1),
-        vec![w.handle.clone().binding(), ids.clone().binding(), y.handle.clone().binding(), params(gpu, &p).binding()],
-    );
+/// Embedding lookup: [t, n_in] f32 rows of the table `emb` (rows = `n_out`) picked by `ids` (a
+/// u32 buffer of t ids). A table split over several buffers takes one dispatch per part, each
+/// writing the rows whose ids fall in it.
+pub fn get_rows(gpu: &Gpu, emb: &Linear, ids: &Handle, t: usize) -> CubeTensor {
+    let y = gpu.empty_f32(&[t, emb.n_in]);
+    for (w, row0) in &emb.parts {
+        let p = GetRowsParams {
+            k: w.cols as u32,
+            t: t as u32,
+            row_words: w.row_words as u32,
+            row0: *row0 as u32,
+            n_rows: w.rows as u32,
+            _pad: [0; 3],
+        };
+        let items = (t * w.cols / 32) as u32;
+        let (gx, gy) = grid(items.div_ceil(64));
+        launch(
+            gpu,
+            ShaderKernel { name: "get_rows", source: GET_ROWS, qtype: Some(w.ty), tile_t: 0 },
+            (gx, gy, 1),
+            vec![w.handle.clone().binding(), ids.clone().binding(), y.handle.clone().binding(), params(gpu, &p).binding()],
+        );
+    }
     y
 }

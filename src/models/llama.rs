@@ -22,7 +22,7 @@ use crate::gguf::{GgufFile, TensorInfo};
 use crate::gpu::Gpu;
 use crate::kernels::attention::attention;
 use crate::kernels::ffn::swiglu;
-use crate::kernels::matmul::{get_rows, matmul, matmul_into, Linear, QWeight};
+use crate::kernels::matmul::{get_rows, matmul, matmul_into, Linear};
 use crate::kernels::norm::rms_norm;
 use crate::kernels::rope::{rope_store, rope_table, HeadShape};
 use crate::quant::{dequantize_row_to_vec, GgmlType};
@@ -40,7 +40,9 @@ struct Layer {
 
 pub struct Model {
     pub cfg: Config,
-    embed: QWeight,
+    /// The token embedding table [vocab, d], as a Linear so it can be split and shared with a
+    /// tied LM head.
+    embed: Linear,
     layers: Vec<Layer>,
     out_norm: CubeTensor,
     lm_head: Linear,
@@ -129,7 +131,7 @@ impl Model {
         let (qd, kvd) = (cfg.n_head * hd, cfg.n_kv * hd);
 
         let (ety, ebytes) = l.raw("token_embd.weight", &[d, cfg.vocab]).await?;
-        let embed = QWeight::upload(gpu, ety, cfg.vocab, d, &ebytes)?;
+        let embed = Linear::upload(gpu, d, &[(ety, cfg.vocab, &ebytes)], None)?;
         drop(ebytes);
 
         let mut layers = Vec::with_capacity(cfg.n_layer);
@@ -171,7 +173,7 @@ impl Model {
             Linear::upload(gpu, d, &[(t, cfg.vocab, &b)], None)?
         } else {
             // Tied embeddings: the LM head is the embedding matrix, the same GPU buffer.
-            Linear { parts: vec![(embed.clone(), 0)], bias: None, n_out: cfg.vocab, n_in: d }
+            embed.clone()
         };
         let factors = l.optional_f32s("rope_freqs.weight", cfg.n_rot / 2).await?;
         let table = rope_table(ctx, cfg.n_rot, cfg.rope_base, 1.0 / cfg.rope_linear, factors.as_deref());
@@ -238,6 +240,11 @@ impl Model {
     /// The LM head alone (for the GEMV bandwidth benchmark).
     pub fn lm_head_gemv(&self, gpu: &Gpu, x: &CubeTensor) -> CubeTensor {
         matmul(gpu, x, &self.lm_head, 1)
+    }
+
+    /// Buffers the embedding table is split over (more than one when it exceeds the binding limit).
+    pub fn embed_parts(&self) -> usize {
+        self.embed.parts.len()
     }
 
     pub fn lm_head_bytes(&self) -> usize {
