@@ -1,0 +1,187 @@
+// aigc — the public module. `Engine` runs quantized GGUF models on WebGPU, in a Web Worker by
+// default, with an OpenAI-shaped API:
+//
+//   const engine = await Engine.create();
+//   await engine.load('models/SmolLM2-135M-Instruct.Q4_1.gguf', { onProgress });
+//   for await (const c of await engine.chat.completions.create({ messages, stream: true }))
+//     out += c.choices[0].delta.content ?? '';
+//
+// Errors are instances of the classes below; their `name` survives the worker boundary.
+
+export class AigcError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+export class WebGpuUnavailableError extends AigcError {}
+export class ModelFormatError extends AigcError {}
+export class UnsupportedModelError extends AigcError {}
+export class ContextOverflowError extends AigcError {}
+export class DeviceLostError extends AigcError {}
+export class StorageQuotaError extends AigcError {}
+export class InvalidOptionError extends AigcError {}
+export class TokenizerError extends AigcError {}
+export class ChatTemplateError extends AigcError {}
+export class OutOfMemoryError extends AigcError {}
+export class GpuError extends AigcError {}
+export class IoError extends AigcError {}
+export class AbortError extends AigcError {}
+
+const CLASSES = {
+  WebGpuUnavailableError, ModelFormatError, UnsupportedModelError, ContextOverflowError,
+  DeviceLostError, StorageQuotaError, InvalidOptionError, TokenizerError, ChatTemplateError,
+  OutOfMemoryError, GpuError, IoError, AbortError,
+};
+
+function toError({ name, message }) {
+  const Cls = CLASSES[name] || AigcError;
+  return new Cls(message);
+}
+
+// A push-to-pull queue: the worker pushes chunks, `for await` pulls them.
+class ChunkQueue {
+  constructor() { this.items = []; this.waiters = []; this.closed = false; this.error = null; }
+  push(item) { const w = this.waiters.shift(); if (w) w.resolve({ value: item, done: false }); else this.items.push(item); }
+  close() { this.closed = true; for (const w of this.waiters.splice(0)) w.resolve({ value: undefined, done: true }); }
+  fail(e) { this.error = e; for (const w of this.waiters.splice(0)) w.reject(e); }
+  next() {
+    if (this.items.length) return Promise.resolve({ value: this.items.shift(), done: false });
+    if (this.error) return Promise.reject(this.error);
+    if (this.closed) return Promise.resolve({ value: undefined, done: true });
+    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+  }
+  [Symbol.asyncIterator]() { return this; }
+}
+
+let nextId = 1;
+
+export class Engine {
+  constructor(port) {
+    this.port = port;
+    this.pending = new Map();
+    this.adapter = null;
+    this.model = null;
+    port.onmessage = (m) => this._onMessage(m);
+    this.chat = { completions: { create: (o) => this._create('chat', o) } };
+    this.completions = { create: (o) => this._create('completion', o) };
+  }
+
+  /** Start the engine (a worker unless `worker: false`) and acquire the WebGPU device. */
+  static async create({ onProgress, worker = true } = {}) {
+    let port;
+    if (worker) {
+      const w = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+      port = { post: (m) => w.postMessage(m), set onmessage(f) { w.onmessage = (ev) => f(ev.data); }, terminate: () => w.terminate(), worker: w };
+    } else {
+      const { createHost } = await import('./host.js');
+      let deliver = () => {};
+      const host = createHost((m) => queueMicrotask(() => deliver(m)));
+      port = { post: (m) => host(m), set onmessage(f) { deliver = f; }, terminate: () => {} };
+    }
+    const engine = new Engine(port);
+    if (port.worker) {
+      // A worker that fails to start or crashes fails every pending call instead of hanging it.
+      port.worker.onerror = (ev) => {
+        for (const p of engine.pending.values()) p.reject(new GpuError(ev.message || 'the engine worker failed'));
+        engine.pending.clear();
+      };
+    }
+    onProgress?.({ phase: 'init', done: 0, total: 1 });
+    engine.adapter = await engine._call({ type: 'create' });
+    onProgress?.({ phase: 'init', done: 1, total: 1 });
+    return engine;
+  }
+
+  _onMessage(m) {
+    const p = this.pending.get(m.id);
+    if (!p) return;
+    if (m.type === 'progress') p.onProgress?.({ phase: m.phase, done: m.done, total: m.total });
+    else if (m.type === 'chunk') p.onChunk?.(m.text);
+    else {
+      this.pending.delete(m.id);
+      if (m.type === 'done') p.resolve(m.result);
+      else p.reject(toError(m.error));
+    }
+  }
+
+  _call(msg, handlers = {}) {
+    const id = nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject, ...handlers });
+      this.port.post({ ...msg, id });
+    });
+  }
+
+  /**
+   * Load a GGUF model: a URL (read with HTTP range requests) or a File/Blob. The header is read
+   * from a prefix and each tensor is streamed to the GPU on its own.
+   */
+  async load(source, { onProgress, signal, ctx = 0 } = {}) {
+    if (signal?.aborted) throw new AbortError('load aborted');
+    const msg = { type: 'load', ctx };
+    if (typeof source === 'string' || source instanceof URL) msg.url = new URL(source, globalThis.location?.href).href;
+    else if (source instanceof Blob) msg.blob = source;
+    else throw new InvalidOptionError('load() takes a URL or a File/Blob');
+    this.source = source;
+    const info = await this._call(msg, { onProgress });
+    this.model = info;
+    return info;
+  }
+
+  /** Free the model's GPU memory. */
+  async unload() {
+    await this._call({ type: 'unload' });
+    this.model = null;
+  }
+
+  _request(kind, o) {
+    if (kind === 'chat' && !Array.isArray(o.messages)) throw new InvalidOptionError('messages must be an array of {role, content}');
+    if (kind === 'completion' && typeof o.prompt !== 'string') throw new InvalidOptionError('prompt must be a string');
+    const stop = o.stop == null ? [] : Array.isArray(o.stop) ? o.stop : [o.stop];
+    return {
+      kind, messages: o.messages ?? [], prompt: o.prompt ?? '', max_tokens: o.max_tokens ?? 256,
+      temperature: o.temperature ?? 0.8, top_k: o.top_k ?? 40, top_p: o.top_p ?? 0.95, min_p: o.min_p ?? 0.05,
+      repetition_penalty: o.repetition_penalty ?? 1.0, seed: o.seed ?? 0, stop,
+    };
+  }
+
+  _create(kind, o = {}) {
+    const request = this._request(kind, o);
+    const created = Math.floor(Date.now() / 1000);
+    const model = this.model?.name ?? 'aigc';
+    const base = { id: `aigc-${nextId}`, created, model, object: kind === 'chat' ? 'chat.completion.chunk' : 'text_completion' };
+    const piece = (text, finish) => kind === 'chat'
+      ? { index: 0, delta: text == null ? {} : { content: text }, finish_reason: finish }
+      : { index: 0, text: text ?? '', finish_reason: finish };
+    const usageOf = (r) => ({
+      prompt_tokens: r.prompt_tokens, completion_tokens: r.completion_tokens,
+      total_tokens: r.prompt_tokens + r.completion_tokens,
+      prefill_tokens_per_s: r.prefill_tokens_per_s, decode_tokens_per_s: r.decode_tokens_per_s,
+    });
+    const queue = new ChunkQueue();
+    const onChunk = (text) => queue.push({ ...base, choices: [piece(text, null)] });
+    const done = this._call({ type: 'generate', request }, { onChunk });
+    const id = nextId - 1;
+    o.signal?.addEventListener('abort', () => this.port.post({ type: 'abort', target: id }), { once: true });
+    if (o.signal?.aborted) this.port.post({ type: 'abort', target: id });
+    const finished = done.then((r) => {
+      queue.push({ ...base, choices: [piece(null, r.finish_reason)], usage: usageOf(r), aigc: { tokens: r.tokens } });
+      queue.close();
+      return r;
+    }, (e) => { queue.fail(e); throw e; });
+    if (o.stream) {
+      finished.catch(() => {}); // the error reaches the caller through the iterator
+      return Promise.resolve(queue);
+    }
+    return finished.then((r) => ({
+      id: base.id, created, model,
+      object: kind === 'chat' ? 'chat.completion' : 'text_completion',
+      choices: [kind === 'chat'
+        ? { index: 0, message: { role: 'assistant', content: r.text }, finish_reason: r.finish_reason }
+        : { index: 0, text: r.text, finish_reason: r.finish_reason }],
+      usage: usageOf(r),
+      aigc: { tokens: r.tokens },
+    }));
+  }
+}

@@ -1,0 +1,428 @@
+/*
+  aigc page logic: model picker (URL presets, drag-and-drop .gguf), load progress, streamed chat
+  and raw completion, sampling settings, GPU panel, and a banner that explains every named error.
+  Talks only to ./aigc.js (Engine, AigcError). For tests: window.aigcApp = { engine, ready } and
+  document.body.dataset.state ∈ init|ready|loading|loaded|generating|error.
+*/
+const $ = (id) => document.getElementById(id);
+const h = (tag, cls, text) => {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text != null) e.textContent = text;
+  return e;
+};
+const ui = {
+  status: $('status'), error: $('error'), errorName: $('error-name'), errorMessage: $('error-message'),
+  errorHelp: $('error-help'), errorAction: $('error-action'), errorDismiss: $('error-dismiss'),
+  preset: $('model-preset'), url: $('model-url'), file: $('model-file'), drop: $('drop-zone'),
+  fileChosen: $('file-chosen'), fileName: $('file-name'), fileClear: $('file-clear'),
+  loadBtn: $('load-btn'), loadCancel: $('load-cancel'), progress: $('progress'),
+  progressLabel: $('progress-label'), modelInfo: $('model-info'),
+  messages: $('messages'), composer: $('composer'), prompt: $('prompt'), raw: $('mode-raw'),
+  sendBtn: $('send-btn'), stopBtn: $('stop-btn'), newChat: $('new-chat-btn'),
+  maxTokens: $('max-tokens'), temperature: $('temperature'), topK: $('top-k'), topP: $('top-p'),
+  minP: $('min-p'), repeatPenalty: $('repeat-penalty'), seed: $('seed'), seedRandom: $('seed-random'),
+  stop: $('stop'), system: $('system-prompt'), adapter: $('adapter'),
+  sidebarToggle: $('sidebar-toggle'), sidebarBody: $('sidebar-body'),
+};
+
+let engine = null;       // Engine once created
+let engineFailed = false;
+let model = null;        // info of the loaded model, null when none usable
+let file = null;         // a chosen/dropped File; takes precedence over the URL
+let lastSource = null;   // what the last load used, for "Reload model" / "Try again"
+let loading = null;      // AbortController of the load in flight
+let generating = null;   // AbortController of the generation in flight
+let history = [];        // chat turns sent back to the model: [{ role, content }]
+let conversation = 0;    // bumped by "New chat" so a late stream cannot write into the new one
+let shownError = null;
+
+const app = { engine: null, ready: null };
+window.aigcApp = app;
+
+// ---------- state, status line, buttons ----------
+function baseState() {
+  if (generating) return 'generating';
+  if (loading) return 'loading';
+  if (model) return 'loaded';
+  if (engine) return 'ready';
+  return engineFailed ? 'error' : 'init';
+}
+
+function setState(state) {
+  document.body.dataset.state = state;
+  ui.status.textContent = {
+    init: 'Starting…', ready: 'Ready — load a model', loading: 'Loading…',
+    loaded: `Ready — ${model?.name || 'model loaded'}`, generating: 'Generating…', error: 'Error',
+  }[state];
+  ui.loadBtn.disabled = !engine || !!loading || !!generating;
+  ui.loadCancel.hidden = !loading;
+  ui.sendBtn.disabled = !model || !!loading || !!generating;
+  ui.stopBtn.disabled = !generating;
+}
+
+// ---------- errors ----------
+const tryAgain = (label = 'Try again') => lastSource && { label, run: () => loadModel(lastSource) };
+const HELP = {
+  WebGpuUnavailableError: () => ['Your browser has no WebGPU. Use a recent Chrome/Edge, or Chrome with --enable-unsafe-webgpu on Linux (Safari 26 and Firefox 141+ on Windows also have it).'],
+  ModelFormatError: () => ['This is not a usable GGUF file (wrong format, or the download was cut short). Check the URL or the file, or pick another model.'],
+  UnsupportedModelError: () => ['aigc runs LLaMA-family models (llama, qwen2, qwen3) with F32/F16/BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K or Q6_K weights. Pick one of the presets or another quantization of this model.'],
+  ContextOverflowError: () => ["The conversation is longer than the model's context: start a new chat (or lower Max tokens).", { label: 'New chat', run: newChat }],
+  DeviceLostError: () => ['The GPU device was lost (driver reset, sleep, or memory pressure). Reload the model to continue; the page and your chat stay as they are.', tryAgain('Reload model')],
+  StorageQuotaError: () => ["The browser would not give this site enough storage for the model. Free some disk space, clear this site's data, or choose a smaller model."],
+  InvalidOptionError: () => ['A setting is out of range or a field is missing. Check the model URL and the Settings panel (temperature ≥ 0, top-p and min-p between 0 and 1, max tokens ≥ 1).'],
+  TokenizerError: () => ["The model's tokenizer could not handle this text, or its tokenizer type is not supported. Try other text or another model."],
+  ChatTemplateError: () => ["This model's chat template could not be used. Switch on Raw completion to prompt the model directly.", { label: 'Use raw completion', run: () => { ui.raw.checked = true; syncMode(); hideError(); } }],
+  OutOfMemoryError: () => ['The GPU ran out of memory for this model. Close other GPU-heavy tabs, or pick a smaller model or a smaller quantization.'],
+  GpuError: () => ['The GPU reported an error. Reload the model; if it happens again, update your browser or GPU driver.', tryAgain('Reload model')],
+  IoError: () => ['The model could not be downloaded or read. Check the URL and your connection; a remote server must allow cross-origin requests (Hugging Face resolve/main URLs do).', tryAgain()],
+  AbortError: () => ['The operation was cancelled. Start it again when you are ready.'],
+  EngineLoadError: () => ['The engine (aigc.js and its WebAssembly) could not be loaded. Serve the page with ./build.sh serve, and reload.'],
+};
+
+function asError(e) {
+  if (e instanceof Error) return e;
+  const err = new Error(typeof e === 'string' ? e : e?.message ?? JSON.stringify(e));
+  if (typeof e?.name === 'string') err.name = e.name;
+  return err;
+}
+
+const named = (name, message) => Object.assign(new Error(message), { name });
+
+function showError(e) {
+  const err = asError(e);
+  const name = err.name && err.name !== 'Error' ? err.name : 'Error';
+  const [help, action] = (HELP[name] || (() => ['Something unexpected went wrong; details are in the browser console. Reloading the page may help.']))();
+  console.error(err);
+  if (name === 'DeviceLostError') model = null;
+  shownError = name;
+  ui.errorName.textContent = `${name}:`;
+  ui.errorMessage.textContent = err.message || '';
+  ui.errorHelp.textContent = help;
+  ui.errorAction.hidden = !action;
+  if (action) {
+    ui.errorAction.textContent = action.label;
+    ui.errorAction.onclick = () => { hideError(); action.run(); };
+  }
+  ui.error.hidden = false;
+  setState('error');
+}
+
+function hideError() {
+  if (ui.error.hidden) return;
+  ui.error.hidden = true;
+  shownError = null;
+  setState(baseState());
+}
+
+ui.errorDismiss.addEventListener('click', hideError);
+window.addEventListener('error', (ev) => showError(ev.error || ev.message));
+window.addEventListener('unhandledrejection', (ev) => { ev.preventDefault(); showError(ev.reason); });
+
+// ---------- GPU panel ----------
+const fmtBytes = (n) => {
+  if (typeof n !== 'number') return '—';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return `${Number.isInteger(n) ? n : n.toFixed(1)} ${units[i]}`;
+};
+const fmtNum = (n) => (typeof n === 'number' ? n.toLocaleString('en-US') : n ?? '—');
+const yesNo = (b) => (b ? 'yes' : 'no');
+
+function renderAdapter(a, err) {
+  ui.adapter.replaceChildren();
+  if (!a) {
+    ui.adapter.append(h('p', 'unavailable', 'WebGPU: not available'));
+    if (err) ui.adapter.append(h('p', 'muted', `${asError(err).name}: ${asError(err).message}`));
+    return;
+  }
+  const table = h('table');
+  const rows = [
+    ['Backend', a.backend], ['Device type', a.device_type], ['Driver', a.driver || '—'],
+    ['Max storage binding', fmtBytes(a.max_storage_binding)], ['Max buffer', fmtBytes(a.max_buffer)],
+    ['Workgroup storage', fmtBytes(a.max_workgroup_storage)],
+    ['Invocations / workgroup', fmtNum(a.max_invocations_per_workgroup)],
+    ['Workgroups / dim', fmtNum(a.max_workgroups_per_dim)],
+    ['Storage buffers / stage', fmtNum(a.max_storage_buffers_per_stage)],
+    ['shader-f16', yesNo(a.shader_f16)], ['subgroups', yesNo(a.subgroups)],
+  ];
+  for (const [k, v] of rows) {
+    const tr = table.insertRow();
+    tr.append(Object.assign(h('th', null, k), { scope: 'row' }));
+    tr.insertCell().textContent = v ?? '—';
+  }
+  ui.adapter.append(h('p', 'name', a.name || 'Unknown adapter'), table);
+}
+
+// ---------- model picker and loading ----------
+const MB = (n) => (n / 1e6).toFixed(1);
+const PHASES = { download: 'Downloading', upload: 'Uploading to GPU', compile: 'Compiling shaders' };
+
+function onProgress({ phase, done = 0, total = 0 } = {}) {
+  if (total > 0) Object.assign(ui.progress, { max: total, value: Math.min(done, total) });
+  else ui.progress.removeAttribute('value'); // indeterminate
+  const what = PHASES[phase] || phase || 'Working';
+  const bytes = phase === 'download' || phase === 'upload';
+  const amount = bytes ? `${MB(done)}${total ? ` / ${MB(total)}` : ''} MB` : total ? `${done} / ${total}` : '';
+  ui.progressLabel.textContent = `${what}… ${amount}`.trim();
+}
+
+function chooseFile(f) {
+  file = f || null;
+  ui.fileChosen.hidden = !file;
+  ui.drop.classList.toggle('has-file', !!file);
+  if (file) ui.fileName.textContent = `${file.name} (${MB(file.size)} MB)`;
+  else ui.file.value = '';
+}
+
+ui.preset.addEventListener('change', () => {
+  chooseFile(null);
+  if (ui.preset.value) ui.url.value = ui.preset.value;
+  else ui.url.focus();
+});
+ui.url.addEventListener('input', () => {
+  chooseFile(null);
+  const match = [...ui.preset.options].find((o) => o.value && o.value === ui.url.value.trim());
+  ui.preset.value = match ? match.value : '';
+});
+ui.file.addEventListener('change', () => chooseFile(ui.file.files[0]));
+ui.fileClear.addEventListener('click', () => chooseFile(null));
+
+const hasFiles = (ev) => [...(ev.dataTransfer?.types || [])].includes('Files');
+for (const type of ['dragenter', 'dragover']) {
+  ui.drop.addEventListener(type, (ev) => {
+    if (!hasFiles(ev)) return;
+    ev.preventDefault();
+    ui.drop.classList.add('over');
+  });
+}
+ui.drop.addEventListener('dragleave', () => ui.drop.classList.remove('over'));
+ui.drop.addEventListener('drop', (ev) => {
+  ev.preventDefault();
+  ui.drop.classList.remove('over');
+  if (ev.dataTransfer.files.length) chooseFile(ev.dataTransfer.files[0]);
+});
+// A file dropped next to the zone would otherwise make the browser navigate to it.
+for (const type of ['dragover', 'drop']) {
+  window.addEventListener(type, (ev) => { if (hasFiles(ev)) ev.preventDefault(); });
+}
+
+function currentSource() {
+  if (file) return file;
+  const url = ui.url.value.trim();
+  if (!url) throw named('InvalidOptionError', 'Enter a model URL or choose a .gguf file.');
+  // Resolve against the page so a relative URL means the same thing inside the engine's worker.
+  return new URL(url, document.baseURI).href;
+}
+
+async function loadModel(source) {
+  if (!engine || loading || generating) return;
+  lastSource = source;
+  hideError();
+  model = null;
+  ui.modelInfo.hidden = true;
+  loading = new AbortController();
+  setState('loading');
+  onProgress({ phase: 'download', done: 0, total: 0 });
+  try {
+    const info = await engine.load(source, { onProgress, signal: loading.signal });
+    loading = null;
+    model = info;
+    Object.assign(ui.progress, { max: 1, value: 1 });
+    ui.progressLabel.textContent = `Loaded ${MB(info.weight_bytes || 0)} MB of weights`;
+    ui.modelInfo.textContent = [info.name, info.architecture, `${info.n_layer} layers`, `${info.n_embd} wide`,
+      `vocab ${fmtNum(info.vocab)}`, `context ${fmtNum(info.ctx)} tokens`,
+      info.chat_template ? 'chat template' : 'no chat template: raw completion'].join(' · ');
+    ui.modelInfo.hidden = false;
+    if (!info.chat_template && !ui.raw.checked) { ui.raw.checked = true; syncMode(); }
+    setState('loaded');
+  } catch (e) {
+    loading = null;
+    Object.assign(ui.progress, { max: 1, value: 0 });
+    if (asError(e).name === 'AbortError') {
+      ui.progressLabel.textContent = 'Loading cancelled';
+      setState(baseState());
+    } else {
+      ui.progressLabel.textContent = 'Load failed';
+      showError(e);
+    }
+  }
+}
+
+ui.loadBtn.addEventListener('click', () => {
+  try { loadModel(currentSource()); } catch (e) { showError(e); }
+});
+ui.loadCancel.addEventListener('click', () => loading?.abort());
+
+// ---------- settings ----------
+function num(input, label, { int = false, min = -Infinity, max = Infinity } = {}) {
+  const text = input.value.trim();
+  if (text === '') return undefined; // the engine's default
+  const n = Number(text);
+  if (!Number.isFinite(n) || (int && !Number.isInteger(n)) || n < min || n > max) {
+    throw named('InvalidOptionError', `${label}: "${text}" is not a valid value.`);
+  }
+  return n;
+}
+
+function readOptions() {
+  const o = {
+    max_tokens: num(ui.maxTokens, 'Max tokens', { int: true, min: 1 }),
+    temperature: num(ui.temperature, 'Temperature', { min: 0 }),
+    top_k: num(ui.topK, 'Top-k', { int: true, min: 0 }),
+    top_p: num(ui.topP, 'Top-p', { min: 0, max: 1 }),
+    min_p: num(ui.minP, 'Min-p', { min: 0, max: 1 }),
+    repetition_penalty: num(ui.repeatPenalty, 'Repetition penalty', { min: 0 }),
+    seed: num(ui.seed, 'Seed', { int: true, min: 0, max: Number.MAX_SAFE_INTEGER }),
+    stop: ui.stop.value.split(',').map((s) => s.trim().replace(/\\n/g, '\n').replace(/\\t/g, '\t')).filter(Boolean),
+  };
+  if (!o.stop.length) delete o.stop;
+  for (const k of Object.keys(o)) if (o[k] === undefined) delete o[k];
+  return o;
+}
+
+ui.seedRandom.addEventListener('click', () => {
+  ui.seed.value = String(crypto.getRandomValues(new Uint32Array(1))[0]);
+});
+
+function syncMode() {
+  ui.prompt.placeholder = ui.raw.checked
+    ? 'Prompt to continue, no chat template (Enter sends, Shift+Enter for a new line)'
+    : 'Message (Enter sends, Shift+Enter for a new line)';
+}
+ui.raw.addEventListener('change', syncMode);
+
+const wide = matchMedia('(min-width: 900px)');
+function setSidebar(open) {
+  ui.sidebarToggle.setAttribute('aria-expanded', String(open));
+  ui.sidebarBody.classList.toggle('open', open);
+}
+ui.sidebarToggle.addEventListener('click', () => setSidebar(ui.sidebarToggle.getAttribute('aria-expanded') !== 'true'));
+
+// ---------- chat ----------
+function addMessage(role, text, raw) {
+  ui.messages.querySelector('.empty')?.remove();
+  const root = h('div', `msg ${role}${raw ? ' raw' : ''}`);
+  const content = h('div', 'content', text);
+  root.append(h('span', 'role', role === 'user' ? (raw ? 'Prompt' : 'You') : (raw ? 'Completion' : 'Assistant')), content);
+  ui.messages.append(root);
+  ui.messages.scrollTop = ui.messages.scrollHeight;
+  return { root, content };
+}
+
+function setMeta(view, usage, finish, fallback) {
+  const meta = h('div', 'meta');
+  const tokens = usage?.completion_tokens ?? fallback.tokens;
+  const rate = usage?.decode_tokens_per_s ?? fallback.rate;
+  meta.textContent = `${tokens} tokens · ${Number.isFinite(rate) ? rate.toFixed(1) : '—'} tok/s · finish: ${finish || '—'}`;
+  if (usage) meta.title = `prompt ${usage.prompt_tokens} tokens at ${usage.prefill_tokens_per_s?.toFixed?.(1) ?? '—'} tok/s`;
+  view.root.append(meta);
+}
+
+async function send() {
+  if (!model || loading || generating) return;
+  const text = ui.prompt.value;
+  if (!text.trim()) { ui.prompt.focus(); return; }
+  const raw = ui.raw.checked;
+  let options;
+  try { options = readOptions(); } catch (e) { showError(e); return; }
+  hideError();
+  ui.prompt.value = '';
+  const conv = conversation;
+  const turn = { role: 'user', content: text };
+  const system = ui.system.value.trim();
+  const messages = [...(system ? [{ role: 'system', content: system }] : []), ...history, turn];
+  addMessage('user', text, raw);
+  const view = addMessage('assistant', '', raw);
+  view.root.classList.add('streaming');
+  generating = new AbortController();
+  ui.messages.setAttribute('aria-busy', 'true');
+  setState('generating');
+
+  let out = '', finish = null, usage = null, pieces = 0;
+  const t0 = performance.now();
+  const done = () => ({ tokens: pieces, rate: pieces / ((performance.now() - t0) / 1000) });
+  try {
+    const request = { ...options, stream: true, signal: generating.signal };
+    const stream = raw
+      ? await engine.completions.create({ prompt: text, ...request })
+      : await engine.chat.completions.create({ messages, ...request });
+    for await (const chunk of stream) {
+      const choice = chunk?.choices?.[0];
+      const piece = raw ? choice?.text : choice?.delta?.content;
+      if (piece) {
+        const box = ui.messages;
+        const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 48;
+        out += piece;
+        pieces++;
+        view.content.textContent = out;
+        if (atBottom) box.scrollTop = box.scrollHeight;
+      }
+      if (choice?.finish_reason) finish = choice.finish_reason;
+      if (chunk?.usage) usage = chunk.usage;
+    }
+    setMeta(view, usage, finish, done());
+    if (!raw && conv === conversation) history.push(turn, { role: 'assistant', content: out });
+  } catch (e) {
+    const aborted = asError(e).name === 'AbortError';
+    setMeta(view, usage, aborted ? 'abort' : `error (${asError(e).name})`, done());
+    if (aborted && !raw && conv === conversation) history.push(turn, { role: 'assistant', content: out });
+    if (!aborted) { view.root.classList.add('failed'); generating = null; showError(e); }
+  } finally {
+    view.root.classList.remove('streaming');
+    ui.messages.setAttribute('aria-busy', 'false');
+    const failed = !generating;
+    generating = null;
+    if (!failed) { setState(shownError ? 'error' : baseState()); ui.prompt.focus({ preventScroll: true }); } else setState('error');
+  }
+}
+
+function newChat() {
+  generating?.abort();
+  conversation++;
+  history = [];
+  ui.messages.replaceChildren();
+  ui.messages.append(h('p', 'empty', model ? 'New chat. Say something.' : 'Load a model, then say something.'));
+  if (shownError === 'ContextOverflowError') hideError();
+  ui.prompt.focus();
+}
+
+ui.composer.addEventListener('submit', (ev) => { ev.preventDefault(); send(); });
+ui.prompt.addEventListener('keydown', (ev) => {
+  if (ev.key === 'Enter' && !ev.shiftKey && !ev.ctrlKey && !ev.altKey && !ev.metaKey && !ev.isComposing) {
+    ev.preventDefault();
+    send();
+  }
+});
+ui.stopBtn.addEventListener('click', () => generating?.abort());
+ui.newChat.addEventListener('click', newChat);
+
+// ---------- start ----------
+setSidebar(wide.matches);
+wide.addEventListener('change', (ev) => setSidebar(ev.matches));
+syncMode();
+setState('init');
+
+app.ready = (async () => {
+  let mod;
+  try {
+    mod = await import('./aigc.js');
+  } catch (e) {
+    throw named('EngineLoadError', `could not load aigc.js: ${asError(e).message}`);
+  }
+  const created = await mod.Engine.create({ onProgress });
+  engine = created;
+  app.engine = created;
+  renderAdapter(created.adapter);
+  ui.progressLabel.textContent = 'No model loaded';
+  Object.assign(ui.progress, { max: 1, value: 0 });
+  setState('ready');
+  return created;
+})();
+app.ready.catch((e) => {
+  engineFailed = true;
+  renderAdapter(null, e);
+  ui.progressLabel.textContent = 'Engine unavailable';
+  showError(e);
+});

@@ -1,0 +1,76 @@
+// The engine host: owns the wasm module and answers the typed messages of aigc.js.
+// Runs inside worker.js by default, or in the page when Engine.create({ worker: false }).
+//
+// Requests:  {id, type: 'create'} | {id, type: 'load', url | blob | bytes, ctx}
+//            {id, type: 'generate', request} | {type: 'abort', target} | {id, type: 'unload'}
+// Replies:   {id, type: 'progress', phase, done, total} | {id, type: 'chunk', text}
+//            {id, type: 'done', result} | {id, type: 'error', error: {name, message}}
+// Requests run one at a time, in order; 'abort' is handled at once (it only sets a flag
+// that generation checks between tokens).
+import init, { WasmEngine } from './pkg/aigc.js';
+
+export function createHost(post) {
+  let engine = null;
+  let queue = Promise.resolve();
+  const aborted = new Set();
+
+  const errorOf = (e) => ({
+    name: (e && e.name && e.name !== 'Error') ? e.name : 'GpuError',
+    message: (e && e.message) ? e.message : String(e),
+  });
+
+  async function handle(msg) {
+    const { id } = msg;
+    switch (msg.type) {
+      case 'create': {
+        await init();
+        if (!('gpu' in navigator)) {
+          throw Object.assign(new Error('this browser has no WebGPU (navigator.gpu is missing)'), { name: 'WebGpuUnavailableError' });
+        }
+        engine = await WasmEngine.create();
+        return JSON.parse(engine.adapterInfo());
+      }
+      case 'load': {
+        if (!engine) throw Object.assign(new Error('create the engine first'), { name: 'InvalidOptionError' });
+        const progress = (done, total) => post({ id, type: 'progress', phase: done >= total ? 'compile' : 'upload', done, total });
+        const ctx = msg.ctx || 0;
+        let info;
+        if (msg.url) info = await engine.loadUrl(msg.url, ctx, progress);
+        else if (msg.blob) info = await engine.loadBlob(msg.blob, ctx, progress);
+        else info = await engine.loadBytes(new Uint8Array(msg.bytes), ctx, progress);
+        return JSON.parse(info);
+      }
+      case 'generate': {
+        if (!engine) throw Object.assign(new Error('create the engine first'), { name: 'InvalidOptionError' });
+        const onText = (text) => {
+          post({ id, type: 'chunk', text });
+          return !aborted.has(id);
+        };
+        try {
+          return JSON.parse(await engine.generate(JSON.stringify(msg.request), onText));
+        } finally {
+          aborted.delete(id);
+        }
+      }
+      case 'unload':
+        if (engine) engine.unload();
+        return null;
+      default:
+        throw Object.assign(new Error(`unknown request ${msg.type}`), { name: 'InvalidOptionError' });
+    }
+  }
+
+  return function onMessage(msg) {
+    if (msg.type === 'abort') {
+      aborted.add(msg.target);
+      return;
+    }
+    queue = queue.then(async () => {
+      try {
+        post({ id: msg.id, type: 'done', result: await handle(msg) });
+      } catch (e) {
+        post({ id: msg.id, type: 'error', error: errorOf(e) });
+      }
+    });
+  };
+}
