@@ -2,9 +2,8 @@
 # aigc build script. Every command installs what it needs first (on a fresh Debian machine):
 #   ./build.sh setup     apt packages (Vulkan/lavapipe), rust wasm target, wasm-bindgen-cli,
 #                        python packages for fixtures, and the default model (verified)
-#   ./build.sh build     native CLI + the library for wasm32
-#   ./build.sh serve     setup + build, then run the default model (the page comes with the
-#                        browser work; until then this runs the CLI on the default model)
+#   ./build.sh build     native CLI, and the wasm engine into www/pkg/ (wasm-bindgen + wasm-opt)
+#   ./build.sh serve     setup + build, then serve www/ on http://127.0.0.1:8080/ (PORT=… to change)
 #   ./build.sh test      everything CI runs (.ci/run calls this)
 #   ./build.sh fixtures  regenerate the small synthetic GGUF models into target/fixtures/
 #   ./build.sh bench     aigc bench on the default model
@@ -30,11 +29,14 @@ need_root() { if [ "$(id -u)" -ne 0 ]; then echo sudo; fi; }
 
 setup_apt() {
     local missing=()
-    for p in mesa-vulkan-drivers libvulkan1 unzip; do
+    for p in mesa-vulkan-drivers libvulkan1 unzip chromium; do
         dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
     done
+    # Node may come from another repository (nodesource); only install Debian's when absent.
+    command -v node >/dev/null 2>&1 || missing+=(nodejs)
+    command -v npm >/dev/null 2>&1 || missing+=(npm)
     if [ ${#missing[@]} -gt 0 ]; then
-        say "installing Debian packages: ${missing[*]} (Vulkan on the CPU: Mesa lavapipe)"
+        say "installing Debian packages: ${missing[*]} (Vulkan on the CPU: Mesa lavapipe; Chromium for the browser tests)"
         $(need_root) apt-get update -qq
         DEBIAN_FRONTEND=noninteractive $(need_root) apt-get install -y -qq "${missing[@]}" >/dev/null
     fi
@@ -82,13 +84,47 @@ setup_model() {
     say "model verified (sha256 $MODEL_SHA256)"
 }
 
-setup() { setup_apt; setup_rust; setup_python; setup_model; }
+setup_node() {
+    # playwright-core (drives Debian's chromium; never downloads a browser) and binaryen's wasm-opt
+    # (Debian's binaryen 108 emits a wasm that fails to instantiate).
+    if [ ! -d tests/browser/node_modules/playwright-core ] || [ ! -x tests/browser/node_modules/binaryen/bin/wasm-opt ]; then
+        say "installing npm packages playwright-core and binaryen (tests/browser/)"
+        (cd tests/browser && npm install --no-audit --no-fund --silent)
+    fi
+}
+
+setup() { setup_apt; setup_rust; setup_python; setup_node; setup_model; }
+
+build_wasm() {
+    say "building the wasm engine (release, wasm32-unknown-unknown)"
+    cargo build --release --lib --no-default-features --target wasm32-unknown-unknown
+    wasm-bindgen --target web --out-dir www/pkg --no-typescript "$TARGET_DIR/wasm32-unknown-unknown/release/aigc.wasm"
+    if [ "${AIGC_SKIP_WASM_OPT:-}" != 1 ]; then
+        say "wasm-opt -Oz (npm binaryen; takes a few minutes)"
+        tests/browser/node_modules/binaryen/bin/wasm-opt -Oz www/pkg/aigc_bg.wasm -o www/pkg/aigc_bg.opt.wasm
+        mv www/pkg/aigc_bg.opt.wasm www/pkg/aigc_bg.wasm
+    fi
+    local raw gz
+    raw=$(stat -c %s www/pkg/aigc_bg.wasm)
+    gz=$(gzip -9 -c www/pkg/aigc_bg.wasm | wc -c)
+    say "www/pkg/aigc_bg.wasm: $raw bytes, $gz gzipped"
+}
 
 build() {
     say "building the native CLI (release)"
     cargo build --release
-    say "building the library for wasm32-unknown-unknown (release)"
-    cargo build --release --lib --no-default-features --target wasm32-unknown-unknown
+    build_wasm
+}
+
+serve() {
+    local port="${PORT:-8080}"
+    say "serving www/ with Range support; open http://127.0.0.1:$port/ in a WebGPU browser"
+    exec node www/serve.mjs "$port"
+}
+
+browser_tests() {
+    say "browser end-to-end tests: headless Debian chromium, WebGPU on SwiftShader"
+    AIGC="$AIGC" MODEL="$MODEL" node tests/browser/e2e.mjs
 }
 
 fixtures() {
@@ -102,21 +138,17 @@ test_all() {
     fixtures
     say "cargo test (release): unit, format, tokenizer, sampling, chat, kernel parity, whole-model"
     cargo test --release
-    say "the library builds for wasm32-unknown-unknown"
-    cargo build --release --lib --no-default-features --target wasm32-unknown-unknown
     say "CLI smoke: aigc inspect and a short greedy generation on the default model"
     "$AIGC" inspect "$MODEL"
     "$AIGC" text --model "$MODEL" --prompt "The capital of France is" -n 8 --greedy --json
+    build_wasm
+    browser_tests
 }
 
 case "${1:-}" in
     setup) setup ;;
     build) setup; build ;;
-    serve)
-        setup; build
-        say "running the default model (the browser page arrives with the web issue)"
-        "$AIGC" text --model "$MODEL" --chat --prompt "${2:-Write a haiku about the sea.}" -n 96
-        ;;
+    serve) setup; build; serve ;;
     test) test_all ;;
     fixtures) setup_python; fixtures ;;
     bench) setup; cargo build --release; "$AIGC" bench --model "$MODEL" ;;

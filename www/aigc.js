@@ -124,7 +124,14 @@ export class Engine {
     else if (source instanceof Blob) msg.blob = source;
     else throw new InvalidOptionError('load() takes a URL or a File/Blob');
     this.source = source;
-    const info = await this._call(msg, { onProgress });
+    const call = this._call(msg, { onProgress });
+    const id = nextId - 1;
+    // The worker finishes the upload it started, then drops the model; the caller is released now.
+    const aborted = new Promise((_, reject) => signal?.addEventListener('abort', () => {
+      this.port.post({ type: 'abort', target: id });
+      reject(new AbortError('load aborted'));
+    }, { once: true }));
+    const info = await Promise.race([call, aborted]);
     this.model = info;
     return info;
   }
@@ -142,7 +149,8 @@ export class Engine {
     return {
       kind, messages: o.messages ?? [], prompt: o.prompt ?? '', max_tokens: o.max_tokens ?? 256,
       temperature: o.temperature ?? 0.8, top_k: o.top_k ?? 40, top_p: o.top_p ?? 0.95, min_p: o.min_p ?? 0.05,
-      repetition_penalty: o.repetition_penalty ?? 1.0, seed: o.seed ?? 0, stop,
+      // No seed means a fresh one per call (as OpenAI does); pass one for reproducible output.
+      repetition_penalty: o.repetition_penalty ?? 1.0, seed: o.seed ?? Math.floor(Math.random() * 2 ** 32), stop,
     };
   }
 

@@ -5,12 +5,8 @@
   document.body.dataset.state ∈ init|ready|loading|loaded|generating|error.
 */
 const $ = (id) => document.getElementById(id);
-const h = (tag, cls, text) => {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text != null) e.textContent = text;
-  return e;
-};
+const h = (tag, cls, text) => Object.assign(document.createElement(tag),
+  cls ? { className: cls } : {}, text != null ? { textContent: text } : {});
 const ui = {
   status: $('status'), error: $('error'), errorName: $('error-name'), errorMessage: $('error-message'),
   errorHelp: $('error-help'), errorAction: $('error-action'), errorDismiss: $('error-dismiss'),
@@ -36,18 +32,12 @@ let generating = null;   // AbortController of the generation in flight
 let history = [];        // chat turns sent back to the model: [{ role, content }]
 let conversation = 0;    // bumped by "New chat" so a late stream cannot write into the new one
 let shownError = null;
-
 const app = { engine: null, ready: null };
 window.aigcApp = app;
 
 // ---------- state, status line, buttons ----------
-function baseState() {
-  if (generating) return 'generating';
-  if (loading) return 'loading';
-  if (model) return 'loaded';
-  if (engine) return 'ready';
-  return engineFailed ? 'error' : 'init';
-}
+const baseState = () => (generating ? 'generating' : loading ? 'loading' : model ? 'loaded'
+  : engine ? 'ready' : engineFailed ? 'error' : 'init');
 
 function setState(state) {
   document.body.dataset.state = state;
@@ -157,7 +147,7 @@ function renderAdapter(a, err) {
 
 // ---------- model picker and loading ----------
 const MB = (n) => (n / 1e6).toFixed(1);
-const PHASES = { download: 'Downloading', upload: 'Uploading to GPU', compile: 'Compiling shaders' };
+const PHASES = { init: 'Starting the engine', download: 'Downloading', upload: 'Uploading to GPU', compile: 'Compiling shaders' };
 
 function onProgress({ phase, done = 0, total = 0 } = {}) {
   if (total > 0) Object.assign(ui.progress, { max: total, value: Math.min(done, total) });
@@ -191,11 +181,7 @@ ui.fileClear.addEventListener('click', () => chooseFile(null));
 
 const hasFiles = (ev) => [...(ev.dataTransfer?.types || [])].includes('Files');
 for (const type of ['dragenter', 'dragover']) {
-  ui.drop.addEventListener(type, (ev) => {
-    if (!hasFiles(ev)) return;
-    ev.preventDefault();
-    ui.drop.classList.add('over');
-  });
+  ui.drop.addEventListener(type, (ev) => { if (hasFiles(ev)) { ev.preventDefault(); ui.drop.classList.add('over'); } });
 }
 ui.drop.addEventListener('dragleave', () => ui.drop.classList.remove('over'));
 ui.drop.addEventListener('drop', (ev) => {
@@ -240,13 +226,9 @@ async function loadModel(source) {
   } catch (e) {
     loading = null;
     Object.assign(ui.progress, { max: 1, value: 0 });
-    if (asError(e).name === 'AbortError') {
-      ui.progressLabel.textContent = 'Loading cancelled';
-      setState(baseState());
-    } else {
-      ui.progressLabel.textContent = 'Load failed';
-      showError(e);
-    }
+    const cancelled = asError(e).name === 'AbortError';
+    ui.progressLabel.textContent = cancelled ? 'Loading cancelled' : 'Load failed';
+    if (cancelled) setState(baseState()); else showError(e);
   }
 }
 
@@ -260,10 +242,8 @@ function num(input, label, { int = false, min = -Infinity, max = Infinity } = {}
   const text = input.value.trim();
   if (text === '') return undefined; // the engine's default
   const n = Number(text);
-  if (!Number.isFinite(n) || (int && !Number.isInteger(n)) || n < min || n > max) {
-    throw named('InvalidOptionError', `${label}: "${text}" is not a valid value.`);
-  }
-  return n;
+  if (Number.isFinite(n) && (!int || Number.isInteger(n)) && n >= min && n <= max) return n;
+  throw named('InvalidOptionError', `${label}: "${text}" is not a valid value.`);
 }
 
 function readOptions() {
@@ -274,22 +254,19 @@ function readOptions() {
     top_p: num(ui.topP, 'Top-p', { min: 0, max: 1 }),
     min_p: num(ui.minP, 'Min-p', { min: 0, max: 1 }),
     repetition_penalty: num(ui.repeatPenalty, 'Repetition penalty', { min: 0 }),
-    seed: num(ui.seed, 'Seed', { int: true, min: 0, max: Number.MAX_SAFE_INTEGER }),
+    seed: num(ui.seed, 'Seed', { int: true, min: 0, max: Number.MAX_SAFE_INTEGER }) ?? randomSeed(),
     stop: ui.stop.value.split(',').map((s) => s.trim().replace(/\\n/g, '\n').replace(/\\t/g, '\t')).filter(Boolean),
   };
-  if (!o.stop.length) delete o.stop;
+  if (!o.stop.length) o.stop = undefined;
   for (const k of Object.keys(o)) if (o[k] === undefined) delete o[k];
   return o;
 }
 
-ui.seedRandom.addEventListener('click', () => {
-  ui.seed.value = String(crypto.getRandomValues(new Uint32Array(1))[0]);
-});
+const randomSeed = () => crypto.getRandomValues(new Uint32Array(1))[0]; // an empty Seed field means a fresh one per reply
+ui.seedRandom.addEventListener('click', () => { ui.seed.value = String(randomSeed()); });
 
 function syncMode() {
-  ui.prompt.placeholder = ui.raw.checked
-    ? 'Prompt to continue, no chat template (Enter sends, Shift+Enter for a new line)'
-    : 'Message (Enter sends, Shift+Enter for a new line)';
+  ui.prompt.placeholder = `${ui.raw.checked ? 'Prompt to continue, no chat template' : 'Message'} (Enter sends, Shift+Enter for a new line)`;
 }
 ui.raw.addEventListener('change', syncMode);
 
@@ -340,7 +317,7 @@ async function send() {
   ui.messages.setAttribute('aria-busy', 'true');
   setState('generating');
 
-  let out = '', finish = null, usage = null, pieces = 0;
+  let out = '', finish = null, usage = null, pieces = 0, failure = null;
   const t0 = performance.now();
   const done = () => ({ tokens: pieces, rate: pieces / ((performance.now() - t0) / 1000) });
   try {
@@ -362,20 +339,20 @@ async function send() {
       if (choice?.finish_reason) finish = choice.finish_reason;
       if (chunk?.usage) usage = chunk.usage;
     }
-    setMeta(view, usage, finish, done());
-    if (!raw && conv === conversation) history.push(turn, { role: 'assistant', content: out });
   } catch (e) {
-    const aborted = asError(e).name === 'AbortError';
-    setMeta(view, usage, aborted ? 'abort' : `error (${asError(e).name})`, done());
-    if (aborted && !raw && conv === conversation) history.push(turn, { role: 'assistant', content: out });
-    if (!aborted) { view.root.classList.add('failed'); generating = null; showError(e); }
-  } finally {
-    view.root.classList.remove('streaming');
-    ui.messages.setAttribute('aria-busy', 'false');
-    const failed = !generating;
-    generating = null;
-    if (!failed) { setState(shownError ? 'error' : baseState()); ui.prompt.focus({ preventScroll: true }); } else setState('error');
+    const name = asError(e).name;
+    finish = name === 'AbortError' ? 'abort' : `error (${name})`;
+    if (name !== 'AbortError') failure = e;
   }
+  setMeta(view, usage, finish, done());
+  // A stopped reply stays in the conversation, as it is shown.
+  if (!failure && !raw && conv === conversation) history.push(turn, { role: 'assistant', content: out });
+  view.root.classList.remove('streaming');
+  view.root.classList.toggle('failed', !!failure);
+  ui.messages.setAttribute('aria-busy', 'false');
+  generating = null;
+  if (failure) showError(failure);
+  else { setState(shownError ? 'error' : baseState()); ui.prompt.focus({ preventScroll: true }); }
 }
 
 function newChat() {
@@ -390,10 +367,9 @@ function newChat() {
 
 ui.composer.addEventListener('submit', (ev) => { ev.preventDefault(); send(); });
 ui.prompt.addEventListener('keydown', (ev) => {
-  if (ev.key === 'Enter' && !ev.shiftKey && !ev.ctrlKey && !ev.altKey && !ev.metaKey && !ev.isComposing) {
-    ev.preventDefault();
-    send();
-  }
+  if (ev.key !== 'Enter' || ev.shiftKey || ev.ctrlKey || ev.altKey || ev.metaKey || ev.isComposing) return;
+  ev.preventDefault();
+  send();
 });
 ui.stopBtn.addEventListener('click', () => generating?.abort());
 ui.newChat.addEventListener('click', newChat);
@@ -405,15 +381,11 @@ syncMode();
 setState('init');
 
 app.ready = (async () => {
-  let mod;
-  try {
-    mod = await import('./aigc.js');
-  } catch (e) {
+  const mod = await import('./aigc.js').catch((e) => {
     throw named('EngineLoadError', `could not load aigc.js: ${asError(e).message}`);
-  }
+  });
   const created = await mod.Engine.create({ onProgress });
-  engine = created;
-  app.engine = created;
+  engine = app.engine = created;
   renderAdapter(created.adapter);
   ui.progressLabel.textContent = 'No model loaded';
   Object.assign(ui.progress, { max: 1, value: 0 });

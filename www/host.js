@@ -38,6 +38,10 @@ export function createHost(post) {
         if (msg.url) info = await engine.loadUrl(msg.url, ctx, progress);
         else if (msg.blob) info = await engine.loadBlob(msg.blob, ctx, progress);
         else info = await engine.loadBytes(new Uint8Array(msg.bytes), ctx, progress);
+        if (aborted.delete(id)) {
+          engine.unload();
+          throw Object.assign(new Error('load aborted'), { name: 'AbortError' });
+        }
         return JSON.parse(info);
       }
       case 'generate': {

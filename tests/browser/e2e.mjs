@@ -1,0 +1,128 @@
+// End-to-end tests of the real page in Debian's headless Chromium (WebGPU on SwiftShader),
+// driven by playwright-core with executablePath (no downloaded browser). Run by ./build.sh test:
+//   AIGC=path/to/aigc MODEL=models/….gguf node tests/browser/e2e.mjs
+// 1. the page loads the bundled model through its own UI and generates 32 greedy tokens:
+//    the text must equal `aigc text --greedy` natively, token for token;
+// 2. a seeded sampled run gives the same tokens as the native CLI with the same seed;
+// 3. aborting mid-stream ends with finish_reason 'abort' and the next generation succeeds;
+// 4. a malformed file dropped in gives a ModelFormatError on the page.
+// A screenshot of the page after generating is written to target/browser/ (not committed).
+// Ends with the plain line 'N passed, N failed'.
+import { chromium } from 'playwright-core';
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+const AIGC = resolve(ROOT, process.env.AIGC || 'target/release/aigc');
+const MODEL = resolve(ROOT, process.env.MODEL || 'models/SmolLM2-135M-Instruct.Q4_1.gguf');
+const PORT = Number(process.env.PORT || 8765);
+const BASE = `http://127.0.0.1:${PORT}/`;
+const PROMPT = 'The old lighthouse keeper climbed the narrow stairs every evening, and';
+const N = 32;
+
+let passed = 0;
+let failed = 0;
+async function check(name, fn) {
+  const t0 = Date.now();
+  try {
+    await fn();
+    passed++;
+    console.log(`ok   ${name} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+  } catch (e) {
+    failed++;
+    console.log(`FAIL ${name}: ${e.stack || e}`);
+  }
+}
+function assertEq(a, b, what) {
+  const [x, y] = [JSON.stringify(a), JSON.stringify(b)];
+  if (x !== y) throw new Error(`${what}:\n  page   ${x}\n  native ${y}`);
+}
+
+function native(args) {
+  const out = execFileSync(AIGC, ['text', '--model', MODEL, '--json', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  const line = out.trim().split('\n').filter((l) => l.startsWith('{')).pop();
+  return JSON.parse(line);
+}
+
+const server = spawn(process.execPath, [join(ROOT, 'www/serve.mjs'), String(PORT)], { stdio: ['ignore', 'pipe', 'inherit'] });
+process.on('exit', () => server.kill());
+await new Promise((ok) => server.stdout.once('data', ok));
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  headless: true,
+  args: ['--enable-unsafe-webgpu', '--no-sandbox', '--disable-background-networking', '--disable-component-update',
+    '--disable-sync', '--no-first-run', '--disable-quic'],
+});
+const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+page.setDefaultTimeout(15 * 60 * 1000);
+page.on('pageerror', (e) => console.log(`page error: ${e.message}`));
+
+try {
+  await page.goto(BASE);
+  await page.waitForFunction(() => window.aigcApp && window.aigcApp.ready);
+  await page.evaluate(() => window.aigcApp.ready);
+
+  await check(`page UI: ${N} greedy tokens equal native aigc text --greedy`, async () => {
+    const want = native(['--prompt', PROMPT, '-n', String(N), '--greedy']);
+    await page.click('#load-btn');
+    await page.waitForFunction(() => document.body.dataset.state === 'loaded' || document.body.dataset.state === 'error');
+    if (await page.evaluate(() => document.body.dataset.state) === 'error') throw new Error(await page.textContent('#error'));
+    await page.check('#mode-raw');
+    await page.fill('#temperature', '0');
+    await page.fill('#max-tokens', String(N));
+    await page.fill('#repeat-penalty', '1');
+    await page.fill('#prompt', PROMPT);
+    await page.click('#send-btn');
+    await page.waitForFunction(() => document.body.dataset.state === 'generating');
+    await page.waitForFunction(() => document.body.dataset.state !== 'generating');
+    const text = await page.textContent('#messages .msg.assistant:last-child .content');
+    mkdirSync(join(ROOT, 'target/browser'), { recursive: true });
+    await page.screenshot({ path: join(ROOT, 'target/browser/page-after-generation.png'), fullPage: true });
+    assertEq(text.trim(), want.text.trim(), 'greedy text through the page');
+  });
+
+  await check('seeded sampled run equals native tokens (same seed)', async () => {
+    const opts = { temperature: 0.9, top_k: 40, top_p: 0.95, min_p: 0.05, repetition_penalty: 1.1, seed: 1234 };
+    const want = native(['--prompt', PROMPT, '-n', '16', '--temperature', '0.9', '--top-k', '40', '--top-p', '0.95',
+      '--min-p', '0.05', '--repeat-penalty', '1.1', '--seed', '1234']);
+    const got = await page.evaluate(async ([prompt, o]) => {
+      const r = await window.aigcApp.engine.completions.create({ prompt, max_tokens: 16, ...o });
+      return r.aigc.tokens;
+    }, [PROMPT, opts]);
+    assertEq(got, want.tokens, 'sampled tokens');
+  });
+
+  await check('abort mid-stream, then the next generation succeeds', async () => {
+    const r = await page.evaluate(async (prompt) => {
+      const engine = window.aigcApp.engine;
+      const ctl = new AbortController();
+      let pieces = 0;
+      let finish = null;
+      for await (const c of await engine.completions.create({ prompt, max_tokens: 24, temperature: 0, stream: true, signal: ctl.signal })) {
+        if (c.choices[0].text) pieces++;
+        if (pieces === 2) ctl.abort();
+        if (c.choices[0].finish_reason) finish = c.choices[0].finish_reason;
+      }
+      const again = await engine.completions.create({ prompt, max_tokens: 4, temperature: 0 });
+      return { pieces, finish, again: again.aigc.tokens.length };
+    }, PROMPT);
+    if (r.finish !== 'abort') throw new Error(`finish_reason ${r.finish} after abort`);
+    if (r.pieces > 4) throw new Error(`${r.pieces} pieces arrived after the abort`);
+    if (r.again !== 4) throw new Error(`second generation gave ${r.again} tokens`);
+  });
+
+  await check('a malformed file gives ModelFormatError on the page', async () => {
+    const bad = Buffer.concat([Buffer.from('GGUF'), Buffer.from([3, 0, 0, 0]), Buffer.alloc(40, 0xff)]);
+    await page.setInputFiles('#model-file', { name: 'broken.gguf', mimeType: 'application/octet-stream', buffer: bad });
+    const clicked = await page.evaluate(() => document.body.dataset.state);
+    if (clicked !== 'loading' && clicked !== 'error') await page.click('#load-btn');
+    await page.waitForFunction(() => (document.querySelector('#error')?.textContent || '').includes('ModelFormatError'));
+  });
+} finally {
+  await browser.close();
+  server.kill();
+}
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
