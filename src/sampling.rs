@@ -58,7 +58,32 @@ pub enum SamplingError {
     InvalidOption(String),
 }
 
+/// Options a caller may leave unset (CLI flags, JS request fields); `None` keeps the default.
+#[derive(Clone, Debug, Default)]
+pub struct SamplerOverrides {
+    pub temperature: Option<f32>,
+    pub top_k: Option<usize>,
+    pub top_p: Option<f32>,
+    pub min_p: Option<f32>,
+    pub repeat_penalty: Option<f32>,
+    pub seed: Option<u64>,
+}
+
 impl SamplerConfig {
+    /// The defaults with the given options applied.
+    pub fn with(o: &SamplerOverrides) -> Self {
+        let d = SamplerConfig::default();
+        SamplerConfig {
+            temperature: o.temperature.unwrap_or(d.temperature),
+            top_k: o.top_k.unwrap_or(d.top_k),
+            top_p: o.top_p.unwrap_or(d.top_p),
+            min_p: o.min_p.unwrap_or(d.min_p),
+            repeat_penalty: o.repeat_penalty.unwrap_or(d.repeat_penalty),
+            seed: o.seed.unwrap_or(d.seed),
+            ..d
+        }
+    }
+
     /// Deterministic argmax decoding (temperature 0), other options at their defaults.
     pub fn greedy() -> Self {
         SamplerConfig {

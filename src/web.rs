@@ -21,7 +21,7 @@ use crate::engine::{Engine, LoadOptions};
 use crate::error::{Error, Result};
 use crate::generate::GenOptions;
 use crate::gpu::Gpu;
-use crate::sampling::SamplerConfig;
+use crate::sampling::{SamplerConfig, SamplerOverrides};
 use crate::source::{ByteSource, SliceSource};
 
 #[wasm_bindgen(start)]
@@ -251,25 +251,14 @@ async fn load<S: ByteSource>(state: Rc<RefCell<State>>, src: S, ctx: u32, progre
 
 async fn generate(state: Rc<RefCell<State>>, request: String, on_text: Function) -> Result<JsValue> {
     let req: Request = serde_json::from_str(&request).map_err(|e| Error::InvalidOption(format!("request: {e}")))?;
-    let mut sampler = SamplerConfig::default();
-    if let Some(t) = req.temperature {
-        sampler.temperature = t;
-    }
-    if let Some(k) = req.top_k {
-        sampler.top_k = k;
-    }
-    if let Some(p) = req.top_p {
-        sampler.top_p = p;
-    }
-    if let Some(p) = req.min_p {
-        sampler.min_p = p;
-    }
-    if let Some(r) = req.repetition_penalty {
-        sampler.repeat_penalty = r;
-    }
-    if let Some(s) = req.seed {
-        sampler.seed = s;
-    }
+    let sampler = SamplerConfig::with(&SamplerOverrides {
+        temperature: req.temperature,
+        top_k: req.top_k,
+        top_p: req.top_p,
+        min_p: req.min_p,
+        repeat_penalty: req.repetition_penalty,
+        seed: req.seed,
+    });
     sampler.validate()?;
     let opts = GenOptions { max_tokens: req.max_tokens.unwrap_or(256), sampler, stop: req.stop };
     // Take the engine out while generating so no RefCell borrow is held across awaits.

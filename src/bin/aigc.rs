@@ -10,7 +10,7 @@ use aigc::engine::{Engine, LoadOptions};
 use aigc::generate::GenOptions;
 use aigc::gguf::GgufFile;
 use aigc::kernels::stats;
-use aigc::sampling::SamplerConfig;
+use aigc::sampling::{SamplerConfig, SamplerOverrides};
 use aigc::source::{read_gguf_header, FileSource};
 use aigc::{Error, Result};
 use clap::{Parser, Subcommand};
@@ -169,26 +169,14 @@ async fn inspect(path: &PathBuf) -> Result<()> {
 }
 
 fn sampler_from(a: &TextArgs) -> SamplerConfig {
-    let mut s = SamplerConfig { seed: a.seed, ..SamplerConfig::default() };
-    if let Some(t) = a.temperature {
-        s.temperature = t;
-    }
-    if a.greedy {
-        s.temperature = 0.0;
-    }
-    if let Some(k) = a.top_k {
-        s.top_k = k;
-    }
-    if let Some(p) = a.top_p {
-        s.top_p = p;
-    }
-    if let Some(p) = a.min_p {
-        s.min_p = p;
-    }
-    if let Some(r) = a.repeat_penalty {
-        s.repeat_penalty = r;
-    }
-    s
+    SamplerConfig::with(&SamplerOverrides {
+        temperature: if a.greedy { Some(0.0) } else { a.temperature },
+        top_k: a.top_k,
+        top_p: a.top_p,
+        min_p: a.min_p,
+        repeat_penalty: a.repeat_penalty,
+        seed: Some(a.seed),
+    })
 }
 
 async fn text(a: TextArgs) -> Result<()> {
