@@ -42,6 +42,9 @@ pub struct Gpu {
     pub report: AdapterReport,
     /// Largest storage binding the kernels may use (the adapter's, or smaller for tests).
     pub max_binding: u64,
+    /// A 4-byte buffer bound where a kernel's optional input is absent (WGSL needs every
+    /// binding bound); made once so the hot path uploads nothing for it.
+    pub(crate) unused: Handle,
 }
 
 static SHARED: Mutex<Option<Arc<Gpu>>> = Mutex::new(None);
@@ -94,7 +97,9 @@ impl Gpu {
             .ok()
             .and_then(|v| v.parse::<u64>().ok())
             .map_or(report.max_storage_binding, |v| v.min(report.max_storage_binding));
+        let unused = probe.client.create_from_slice(&[0u8; 4]);
         Ok(Gpu {
+            unused,
             device,
             client: probe.client.clone(),
             cube_device: probe.device.clone(),

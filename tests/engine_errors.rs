@@ -54,11 +54,16 @@ fn unknown_architecture_is_unsupported() {
     }
 }
 
-#[test]
-fn prompt_longer_than_context_then_engine_still_works() {
+/// The small qwen2 fixture model, loaded for a context of `ctx` tokens.
+fn tiny_engine(ctx: usize) -> Engine {
     let path = format!("{ROOT}/target/fixtures/tiny-qwen2.gguf");
     let src = FileSource::open(std::path::Path::new(&path)).expect("run ./build.sh fixtures");
-    let mut engine = pollster::block_on(Engine::load(&src, &LoadOptions { ctx: 32 }, &mut |_, _| {})).expect("load");
+    pollster::block_on(Engine::load(&src, &LoadOptions { ctx }, &mut |_, _| {})).expect("load")
+}
+
+#[test]
+fn prompt_longer_than_context_then_engine_still_works() {
+    let mut engine = tiny_engine(32);
     let opts = GenOptions { max_tokens: 4, sampler: SamplerConfig::greedy(), stop: vec![] };
     let long: Vec<u32> = (0..40).map(|i| 100 + i).collect();
     match pollster::block_on(engine.generate(&long, &opts, &mut |_| true)) {
@@ -80,9 +85,7 @@ fn prompt_longer_than_context_then_engine_still_works() {
 
 #[test]
 fn cancelling_stops_and_the_next_generation_succeeds() {
-    let path = format!("{ROOT}/target/fixtures/tiny-qwen2.gguf");
-    let src = FileSource::open(std::path::Path::new(&path)).expect("run ./build.sh fixtures");
-    let mut engine = pollster::block_on(Engine::load(&src, &LoadOptions { ctx: 64 }, &mut |_, _| {})).expect("load");
+    let mut engine = tiny_engine(64);
     let opts = GenOptions { max_tokens: 20, sampler: SamplerConfig::greedy(), stop: vec![] };
     let mut pieces = 0;
     let out = pollster::block_on(engine.generate(&[100, 101, 102], &opts, &mut |_| {

@@ -103,7 +103,7 @@ impl QWeight {
     /// Upload as several row blocks, each within the adapter's storage-binding limit (real
     /// embeddings exceed 128 MiB). Returns (weight, first row) pairs.
     pub fn upload_split(gpu: &Gpu, ty: GgmlType, rows: usize, cols: usize, bytes: &[u8]) -> Result<Vec<(QWeight, usize)>> {
-        let gpu_row = (cols / ty.block_size().max(1)) * gpu_block_bytes(ty);
+        let gpu_row = (cols / ty.block_size()) * gpu_block_bytes(ty);
         let per_part = (gpu.max_binding as usize / gpu_row.max(1)).min(rows.max(1));
         if per_part == 0 {
             return Err(Error::OutOfMemory(format!(
@@ -111,7 +111,14 @@ impl QWeight {
                 gpu.max_binding
             )));
         }
-        let row_bytes = bytes.len() / rows.max(1);
+        if rows <= per_part {
+            return Ok(vec![(QWeight::upload(gpu, ty, rows, cols, bytes)?, 0)]);
+        }
+        // Rows of GGUF bytes (before repacking); `upload` checks the total against the shape.
+        let row_bytes = ty.row_bytes(cols as u64).unwrap_or(0) as usize;
+        if row_bytes.checked_mul(rows) != Some(bytes.len()) {
+            return Err(Error::ModelConfig(format!("weight has {} bytes, expected {rows} rows of {row_bytes}", bytes.len())));
+        }
         let mut parts = Vec::new();
         let mut r0 = 0;
         while r0 < rows {
@@ -202,7 +209,7 @@ pub fn matmul_into(gpu: &Gpu, x: &CubeTensor, lin: &Linear, t: usize, y: &CubeTe
     // Every binding must be bound even when unused: a 4-byte stand-in when there is no bias.
     let bias = match &lin.bias {
         Some(b) => b.handle.clone(),
-        None => gpu.upload_bytes(&[0u8; 4]),
+        None => gpu.unused.clone(),
     };
     for (w, col) in &lin.parts {
         let groups = (w.rows as u32).div_ceil(ROWS_PER_GROUP);

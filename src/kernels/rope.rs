@@ -85,7 +85,7 @@ pub fn rope_store(
     let q = gpu.empty_f32(&[shape.n_head, t, shape.hd]);
     let (nw, eps) = match qk_norm {
         Some((w, eps)) => (w.handle.clone(), eps),
-        None => (gpu.upload_bytes(&[0u8; 4]), 0.0),
+        None => (gpu.unused.clone(), 0.0),
     };
     let p = Params {
         t: t as u32,
