@@ -58,9 +58,9 @@ setup_rust() {
 }
 
 setup_python() {
-    if ! python3 -c "import gguf, numpy" 2>/dev/null; then
-        say "installing python packages gguf and numpy (fixture generation)"
-        python3 -m pip install -q gguf numpy
+    if ! python3 -c "import gguf, numpy, safetensors" 2>/dev/null; then
+        say "installing python packages gguf, numpy and safetensors (fixture generation)"
+        python3 -m pip install -q gguf numpy safetensors
     fi
 }
 
@@ -131,6 +131,8 @@ fixtures() {
     say "writing synthetic GGUF models to target/fixtures/"
     mkdir -p target/fixtures
     python3 tests/fixtures/make_tiny_models.py --out target/fixtures
+    say "writing random-weight Stable Diffusion folders to target/fixtures/ (sd-tiny-v1, sd-tiny-v2${AIGC_SD15:+, sd15-random})"
+    python3 tests/fixtures/make_sd_fixtures.py --out target/fixtures ${AIGC_SD15:+--sd15}
 }
 
 test_all() {
@@ -141,6 +143,9 @@ test_all() {
     say "CLI smoke: aigc inspect and a short greedy generation on the default model"
     "$AIGC" inspect "$MODEL"
     "$AIGC" text --model "$MODEL" --prompt "The capital of France is" -n 8 --greedy --json
+    say "CLI smoke: aigc image on the random-weight SD 1.x folder (64x64, 4 steps, 2 candidates)"
+    "$AIGC" image --model target/fixtures/sd-tiny-v1 --prompt "a lighthouse at dusk" --negative "blurry" \
+        --size 64x64 --steps 4 --seed 1 --count 2 --scheduler euler_a --out target/sd-tiny-v1.png --json
     build_wasm
     browser_tests
 }

@@ -16,6 +16,9 @@ pub enum Error {
     /// The file is not a well-formed GGUF (truncated, bad counts, bad offsets, …).
     #[error("malformed model file: {0}")]
     Format(#[from] GgufError),
+    /// A safetensors checkpoint (or its folder) is malformed: bad header, missing tensor, bad config.
+    #[error("malformed checkpoint: {0}")]
+    WeightsFormat(String),
     /// The file is well-formed but uses something the engine does not implement.
     #[error("unsupported model: {0}")]
     UnsupportedModel(String),
@@ -61,6 +64,7 @@ impl Error {
         match self {
             Error::Format(GgufError::UnsupportedType { .. }) => "UnsupportedModelError",
             Error::Format(_) => "ModelFormatError",
+            Error::WeightsFormat(_) => "ModelFormatError",
             Error::UnsupportedModel(_) => "UnsupportedModelError",
             Error::ModelConfig(_) => "ModelFormatError",
             Error::Tokenizer(_) => "TokenizerError",
@@ -81,6 +85,16 @@ impl Error {
 impl From<crate::sampling::SamplingError> for Error {
     fn from(e: crate::sampling::SamplingError) -> Self {
         Error::InvalidOption(e.to_string())
+    }
+}
+
+impl From<crate::models::diffusion::scheduler::SchedulerError> for Error {
+    fn from(e: crate::models::diffusion::scheduler::SchedulerError) -> Self {
+        use crate::models::diffusion::scheduler::SchedulerError as S;
+        match e {
+            S::InvalidConfig(_) => Error::WeightsFormat(e.to_string()),
+            _ => Error::InvalidOption(e.to_string()),
+        }
     }
 }
 

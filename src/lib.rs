@@ -21,6 +21,7 @@ pub mod gpu;
 pub mod kernels;
 pub mod models;
 pub mod quant;
+pub mod safetensors;
 pub mod sampling;
 pub mod source;
 pub mod tokenizer;

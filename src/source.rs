@@ -63,6 +63,41 @@ impl ByteSource for FileSource {
     }
 }
 
+/// A folder of model files (a diffusers checkpoint: `unet/`, `vae/`, `text_encoder/`,
+/// `tokenizer/`, `scheduler/`), addressed by relative paths with `/`.
+#[allow(async_fn_in_trait)]
+pub trait ModelFolder {
+    type Source: ByteSource;
+    /// The text of `rel`, or `None` when the folder has no such file.
+    async fn text(&self, rel: &str) -> Result<Option<String>>;
+    /// Random access to the bytes of `rel` (`WeightsFormat` when the folder has no such file).
+    async fn open(&self, rel: &str) -> Result<Self::Source>;
+}
+
+/// A directory on disk (native only).
+#[cfg(not(target_arch = "wasm32"))]
+pub struct DirFolder(pub std::path::PathBuf);
+
+#[cfg(not(target_arch = "wasm32"))]
+impl ModelFolder for DirFolder {
+    type Source = FileSource;
+    async fn text(&self, rel: &str) -> Result<Option<String>> {
+        let path = self.0.join(rel);
+        match std::fs::read_to_string(&path) {
+            Ok(s) => Ok(Some(s)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::Io(format!("{}: {e}", path.display()))),
+        }
+    }
+    async fn open(&self, rel: &str) -> Result<FileSource> {
+        let path = self.0.join(rel);
+        if !path.is_file() {
+            return Err(Error::WeightsFormat(format!("the model folder {} has no {rel}", self.0.display())));
+        }
+        FileSource::open(&path)
+    }
+}
+
 /// First prefix read for the header; doubled until the header fits.
 const FIRST_PREFIX: u64 = 4 << 20;
 /// No real header is near this; a file that claims more is refused before reading it.

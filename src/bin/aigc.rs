@@ -1,5 +1,8 @@
 //! `aigc`: the native command line over the same engine the browser runs.
-//! inspect | text | perplexity | bench. Output formats are relied on by tests and other tools.
+//! inspect | text | perplexity | bench | image. Output formats are relied on by tests and other tools.
+
+#[path = "aigc/image.rs"]
+mod image;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -17,7 +20,7 @@ use clap::{Parser, Subcommand};
 use web_time::Instant;
 
 #[derive(Parser)]
-#[command(name = "aigc", version, about = "Quantized text generation on WebGPU (wgpu natively)")]
+#[command(name = "aigc", version, about = "Quantized text and image generation on WebGPU (wgpu natively)")]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -51,6 +54,8 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Text to image with a Stable Diffusion diffusers folder; PNG out.
+    Image(image::ImageArgs),
 }
 
 #[derive(clap::Args)]
@@ -112,6 +117,7 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Text(args) => text(args).await,
         Cmd::Perplexity { model, file, ctx, json } => perplexity(&model, &file, ctx, json).await,
         Cmd::Bench { model, prompt_tokens, gen_tokens, json } => bench(&model, prompt_tokens, gen_tokens, json).await,
+        Cmd::Image(args) => image::run(args).await,
     }
 }
 

@@ -9,6 +9,7 @@
 //! Pipelines are cached by cubecl under [`ShaderKernel::id`]: (kernel name, quant type).
 
 pub mod attention;
+pub mod conv;
 pub mod ffn;
 pub mod matmul;
 pub mod norm;

@@ -152,3 +152,33 @@ pub fn swiglu(gu: &[f32], f: usize, t: usize) -> Vec<f32> {
     }
     y
 }
+
+/// 2-D convolution, NCHW, zero padding (`pad_t`, `pad_l` before; the output size decides the
+/// rest): the twin of `shaders/conv2d.wgsl`.
+pub fn conv2d(x: &[f32], w: &[f32], bias: &[f32], s: crate::kernels::conv::ConvShape) -> Vec<f32> {
+    let (ho, wo) = s.out_hw();
+    let mut y = vec![0f32; s.batch * s.co * ho * wo];
+    for b in 0..s.batch {
+        for o in 0..s.co {
+            for oy in 0..ho {
+                for ox in 0..wo {
+                    let mut acc = 0f32;
+                    for c in 0..s.ci {
+                        for i in 0..s.k {
+                            for j in 0..s.k {
+                                let (iy, ix) = ((oy * s.stride + i) as isize - s.pad_t as isize, (ox * s.stride + j) as isize - s.pad_l as isize);
+                                if iy < 0 || ix < 0 || iy >= s.h as isize || ix >= s.w as isize {
+                                    continue;
+                                }
+                                let xv = x[((b * s.ci + c) * s.h + iy as usize) * s.w + ix as usize];
+                                acc += xv * w[((o * s.ci + c) * s.k + i) * s.k + j];
+                            }
+                        }
+                    }
+                    y[((b * s.co + o) * ho + oy) * wo + ox] = acc + bias[o];
+                }
+            }
+        }
+    }
+    y
+}

@@ -9,6 +9,7 @@
 //! detokenization in `decode.rs`, streaming in `stream.rs`.
 
 mod bpe;
+mod clip;
 mod decode;
 mod pretok;
 mod spm;
@@ -20,6 +21,7 @@ mod vocab;
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
 
+pub use clip::{ClipTokenizer, CLIP_MAX_LENGTH};
 pub use stream::StreamDecoder;
 
 use vocab::{ATTR_CONTROL, ATTR_UNKNOWN};
@@ -73,6 +75,14 @@ pub enum TokenizerError {
     BadByteToken { id: u32, text: String },
     #[error("special token {which} = {id} is outside the vocabulary of {n_vocab} tokens")]
     SpecialIdOutOfRange { which: &'static str, id: u64, n_vocab: usize },
+    #[error("{file}: {msg}")]
+    BadJson { file: &'static str, msg: String },
+    #[error("merge {index} ({merge:?}) needs {token:?}, which is not in the vocabulary")]
+    MergeOutOfVocab { index: usize, merge: String, token: String },
+    #[error("special token {which} {text:?} is not in the vocabulary")]
+    MissingSpecialToken { which: &'static str, text: String },
+    #[error("model_max_length {0} is not a usable sequence length (2 to 65536)")]
+    BadMaxLength(String),
 }
 
 #[derive(Clone)]

@@ -1,0 +1,276 @@
+//! The layers the diffusion models are built from (linear, conv, group/layer norm, attention),
+//! loaded from a safetensors checkpoint by name, on burn's wgpu tensors.
+//!
+//! Weights are f32 on the GPU by default. With [`WeightQuant::Q8_0`] / [`WeightQuant::Q4_0`] the
+//! linear layers are quantized once at load (GGUF block layout) and run through our quantized
+//! matmul kernel (`shaders/matmul_q.wgsl`), which dequantizes in registers; a layer whose input
+//! width is not a whole number of 32-wide blocks stays f32.
+//! Shapes follow PyTorch: activations [B, C, H, W] for convs, [B, T, C] for transformer layers;
+//! linear weights [out, in], conv weights [out, in, kh, kw].
+
+use burn::tensor::activation::softmax;
+use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::kernels::conv::{conv2d, ConvShape};
+use crate::kernels::matmul::{matmul, Linear};
+use crate::quant::{quantize_q4_0, quantize_q8_0, GgmlType};
+use crate::safetensors::SafetensorsFile;
+use crate::source::ByteSource;
+
+/// How linear weights are kept on the GPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum WeightQuant {
+    #[default]
+    F32,
+    Q8_0,
+    Q4_0,
+}
+
+impl WeightQuant {
+    pub fn parse(s: &str) -> Result<WeightQuant> {
+        match s.to_ascii_lowercase().as_str() {
+            "f32" => Ok(WeightQuant::F32),
+            "q8_0" => Ok(WeightQuant::Q8_0),
+            "q4_0" => Ok(WeightQuant::Q4_0),
+            other => Err(Error::InvalidOption(format!("unknown weight quantization `{other}` (f32, q8_0, q4_0)"))),
+        }
+    }
+}
+
+/// Reads named tensors of one checkpoint file onto the GPU, counting what they take there.
+pub struct Loader<'a, S: ByteSource> {
+    pub file: &'a SafetensorsFile<S>,
+    pub gpu: &'a Gpu,
+    pub quant: WeightQuant,
+    /// Bytes of weights uploaded so far.
+    pub gpu_bytes: std::cell::Cell<u64>,
+}
+
+impl<'a, S: ByteSource> Loader<'a, S> {
+    pub fn new(file: &'a SafetensorsFile<S>, gpu: &'a Gpu, quant: WeightQuant) -> Self {
+        Loader { file, gpu, quant, gpu_bytes: std::cell::Cell::new(0) }
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.gpu.device
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.file.contains(name)
+    }
+
+    pub fn shape(&self, name: &str) -> Result<Vec<usize>> {
+        Ok(self.file.shape(name)?.to_vec())
+    }
+
+    /// Upload f32 values as a tensor of the given shape.
+    pub fn upload<const D: usize>(&self, data: Vec<f32>, shape: [usize; D]) -> Tensor<D> {
+        self.gpu_bytes.set(self.gpu_bytes.get() + 4 * data.len() as u64);
+        Tensor::from_data(TensorData::new(data, shape), self.device())
+    }
+
+    pub async fn tensor<const D: usize>(&self, name: &str, shape: [usize; D]) -> Result<Tensor<D>> {
+        let data = self.file.f32(name, &shape).await?;
+        Ok(self.upload(data, shape))
+    }
+
+    /// `{prefix}.weight` [n_out, n_in] and, if `bias`, `{prefix}.bias`.
+    pub async fn linear(&self, prefix: &str, n_in: usize, n_out: usize, bias: bool) -> Result<Dense> {
+        let w = self.file.f32(&format!("{prefix}.weight"), &[n_out, n_in]).await?;
+        let b = match bias {
+            true => Some(self.file.f32(&format!("{prefix}.bias"), &[n_out]).await?),
+            false => None,
+        };
+        self.dense(w, b, n_in, n_out)
+    }
+
+    /// A linear layer from values already read (e.g. a 1×1 conv's weight).
+    pub fn dense(&self, w: Vec<f32>, b: Option<Vec<f32>>, n_in: usize, n_out: usize) -> Result<Dense> {
+        let ty = match self.quant {
+            WeightQuant::Q8_0 if n_in % 32 == 0 => Some(GgmlType::Q8_0),
+            WeightQuant::Q4_0 if n_in % 32 == 0 => Some(GgmlType::Q4_0),
+            _ => None,
+        };
+        if let Some(ty) = ty {
+            let bytes = match ty {
+                GgmlType::Q8_0 => quantize_q8_0(&w),
+                _ => quantize_q4_0(&w),
+            };
+            let lin = Linear::upload(self.gpu, n_in, &[(ty, n_out, &bytes)], b.as_deref())?;
+            self.gpu_bytes.set(self.gpu_bytes.get() + lin.n_bytes() as u64 + 4 * n_out as u64);
+            return Ok(Dense::Quant(lin));
+        }
+        // [n_out, n_in] → [n_in, n_out] once, so forward is a plain x · W.
+        let mut wt = vec![0f32; w.len()];
+        for o in 0..n_out {
+            for i in 0..n_in {
+                wt[i * n_out + o] = w[o * n_in + i];
+            }
+        }
+        let wt = self.upload(wt, [n_in, n_out]);
+        let b = b.map(|b| self.upload(b, [n_out]));
+        Ok(Dense::F32 { wt, b })
+    }
+
+    /// `{prefix}.weight` [c_out, c_in, k, k] + `{prefix}.bias`.
+    pub async fn conv(&self, prefix: &str, c_in: usize, c_out: usize, k: usize, stride: usize) -> Result<Conv2d> {
+        let w = self.tensor(&format!("{prefix}.weight"), [c_out, c_in, k, k]).await?;
+        let b = self.tensor(&format!("{prefix}.bias"), [c_out]).await?;
+        Ok(Conv2d { w, b, stride, pad: k / 2, pad_end: k / 2 })
+    }
+
+    pub async fn group_norm(&self, prefix: &str, groups: usize, channels: usize, eps: f64) -> Result<GroupNorm> {
+        if groups == 0 || channels % groups != 0 {
+            return Err(Error::ModelConfig(format!("{prefix}: {channels} channels in {groups} groups")));
+        }
+        let gamma = self.tensor(&format!("{prefix}.weight"), [channels]).await?;
+        let beta = self.tensor(&format!("{prefix}.bias"), [channels]).await?;
+        Ok(GroupNorm { gamma, beta, groups, eps })
+    }
+
+    pub async fn layer_norm(&self, prefix: &str, dim: usize, eps: f64) -> Result<LayerNorm> {
+        let gamma = self.tensor(&format!("{prefix}.weight"), [dim]).await?;
+        let beta = self.tensor(&format!("{prefix}.bias"), [dim]).await?;
+        Ok(LayerNorm { gamma, beta, eps })
+    }
+}
+
+/// A linear layer: f32 weights through burn's matmul, or quantized through our kernel.
+pub enum Dense {
+    F32 { wt: Tensor<2>, b: Option<Tensor<1>> },
+    Quant(Linear),
+}
+
+impl Dense {
+    /// x [B, T, n_in] → [B, T, n_out]
+    pub fn forward(&self, gpu: &Gpu, x: Tensor<3>) -> Result<Tensor<3>> {
+        let [b, t, n_in] = x.dims();
+        let x2 = x.reshape([b * t, n_in]);
+        let y = match self {
+            Dense::F32 { wt, b: bias } => {
+                let y = x2.matmul(wt.clone());
+                match bias {
+                    Some(bias) => y + bias.clone().unsqueeze_dim(0),
+                    None => y,
+                }
+            }
+            Dense::Quant(lin) => {
+                let x2 = Gpu::from_burn(x2)?;
+                Gpu::to_burn::<2>(matmul(gpu, &x2, lin, b * t))
+            }
+        };
+        let n_out = y.dims()[1];
+        Ok(y.reshape([b, t, n_out]))
+    }
+}
+
+/// 2-D convolution through our kernel (`shaders/conv2d.wgsl`); "same" padding for odd kernels
+/// unless changed (`pad` before, `pad_end` after, in both dimensions).
+pub struct Conv2d {
+    pub w: Tensor<4>,
+    pub b: Tensor<1>,
+    pub stride: usize,
+    pub pad: usize,
+    pub pad_end: usize,
+}
+
+impl Conv2d {
+    /// x [B, C_in, H, W] → [B, C_out, H / stride, W / stride]
+    pub fn forward(&self, gpu: &Gpu, x: Tensor<4>) -> Result<Tensor<4>> {
+        let [batch, ci, h, w] = x.dims();
+        let [co, wci, k, _] = self.w.dims();
+        if wci != ci {
+            return Err(Error::ModelConfig(format!("convolution expects {wci} input channels, got {ci}")));
+        }
+        let shape = ConvShape { batch, ci, h, w, co, k, stride: self.stride, pad_t: self.pad, pad_l: self.pad, pad_b: self.pad_end, pad_r: self.pad_end };
+        let y = conv2d(gpu, &Gpu::from_burn(x)?, &Gpu::from_burn(self.w.clone())?, &Gpu::from_burn(self.b.clone())?, shape)?;
+        Ok(Gpu::to_burn(y))
+    }
+}
+
+/// GroupNorm (Wu & He 2018): statistics over each group of channels and all pixels.
+pub struct GroupNorm {
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    groups: usize,
+    eps: f64,
+}
+
+impl GroupNorm {
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let [b, c, h, w] = x.dims();
+        let g = x.reshape([b, self.groups, (c / self.groups) * h * w]);
+        let (var, mean) = g.clone().var_mean_bias(2);
+        let g = (g - mean) / (var + self.eps).sqrt();
+        let x = g.reshape([b, c, h, w]);
+        x * self.gamma.clone().reshape([1, c, 1, 1]) + self.beta.clone().reshape([1, c, 1, 1])
+    }
+}
+
+/// LayerNorm over the last dimension.
+pub struct LayerNorm {
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    eps: f64,
+}
+
+impl LayerNorm {
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let c = x.dims()[2];
+        let (var, mean) = x.clone().var_mean_bias(2);
+        let x = (x - mean) / (var + self.eps).sqrt();
+        x * self.gamma.clone().reshape([1, 1, c]) + self.beta.clone().reshape([1, 1, c])
+    }
+}
+
+/// Scaled dot-product attention, softmax(q·kᵀ·scale + mask)·v, for q [B, H, Tq, d],
+/// k/v [B, H, Tk, d] → [B, H, Tq, d]. Queries are processed in chunks so the score matrix of
+/// one chunk stays under `budget` bytes (a 64×64 latent has 4096 queries: the full matrix of
+/// 8 heads would be 512 MiB, over most storage-binding limits).
+pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Option<Tensor<4>>, budget: u64) -> Tensor<4> {
+    let [b, h, tq, d] = q.dims();
+    let tk = k.dims()[2];
+    let scale = 1.0 / (d as f64).sqrt();
+    let kt = k.swap_dims(2, 3);
+    let per_query = (b * h * tk * 4) as u64;
+    let chunk = ((budget / per_query.max(1)) as usize).clamp(1, tq);
+    let run = |q: Tensor<4>| {
+        let s = q.matmul(kt.clone()) * scale;
+        let s = match &mask {
+            Some(m) => s + m.clone(),
+            None => s,
+        };
+        softmax(s, 3).matmul(v.clone())
+    };
+    if chunk >= tq {
+        return run(q);
+    }
+    let mut outs = Vec::with_capacity(tq.div_ceil(chunk));
+    let mut start = 0;
+    while start < tq {
+        let len = chunk.min(tq - start);
+        outs.push(run(q.clone().narrow(2, start, len)));
+        start += len;
+    }
+    let _ = (b, h, d);
+    Tensor::cat(outs, 2)
+}
+
+/// Read a tensor back to the CPU (row-major), waiting for the work queued before it.
+pub async fn read_tensor<const D: usize>(gpu: &Gpu, t: Tensor<D>) -> Result<Vec<f32>> {
+    gpu.read_f32(&Gpu::from_burn(t)?).await
+}
+
+/// [B, T, H·d] → [B, H, T, d]
+pub fn split_heads(x: Tensor<3>, heads: usize) -> Tensor<4> {
+    let [b, t, c] = x.dims();
+    x.reshape([b, t, heads, c / heads]).swap_dims(1, 2)
+}
+
+/// [B, H, T, d] → [B, T, H·d]
+pub fn merge_heads(x: Tensor<4>) -> Tensor<3> {
+    let [b, h, t, d] = x.dims();
+    x.swap_dims(1, 2).reshape([b, t, h * d])
+}
