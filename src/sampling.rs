@@ -119,13 +119,14 @@ impl SamplerConfig {
 }
 
 /// xoshiro256** (Blackman & Vigna), its state filled by SplitMix64 so any seed, even 0, is usable.
+/// Shared with the diffusion noise (`models::diffusion::noise`).
 #[derive(Clone, Debug)]
-struct Rng {
+pub(crate) struct Rng {
     s: [u64; 4],
 }
 
 impl Rng {
-    fn new(seed: u64) -> Rng {
+    pub(crate) fn new(seed: u64) -> Rng {
         let mut x = seed;
         let mut splitmix = || {
             x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
@@ -139,7 +140,7 @@ impl Rng {
         }
     }
 
-    fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         let s = &mut self.s;
         let result = s[1].wrapping_mul(5).rotate_left(7).wrapping_mul(9);
         let t = s[1] << 17;

@@ -63,6 +63,35 @@ fn read<const D: usize>(gpu: &Gpu, t: Tensor<D>) -> Vec<f32> {
     pollster::block_on(gpu.read_f32(&t)).expect("readback")
 }
 
+/// candle's SD 1.x text encoder (quick_gelu, pub config) on `dir/model.safetensors`.
+fn candle_clip(dir: &Path, cfg: &ClipConfig) -> ClipTextTransformer {
+    let ccfg = ClipTextConfig {
+        vocab_size: cfg.vocab_size,
+        embed_dim: cfg.hidden_size,
+        activation: Activation::QuickGelu,
+        intermediate_size: cfg.intermediate_size,
+        max_position_embeddings: cfg.max_position_embeddings,
+        pad_with: None,
+        num_hidden_layers: cfg.num_hidden_layers,
+        num_attention_heads: cfg.num_attention_heads,
+        projection_dim: cfg.hidden_size,
+    };
+    ClipTextTransformer::new(candle_vb(dir, "model.safetensors").pp("text_model"), &ccfg).expect("candle clip")
+}
+
+/// candle's AutoencoderKL (the fixtures have both quant convs) on `dir/file`.
+fn candle_vae(dir: &Path, file: &str, cfg: &VaeConfig) -> AutoEncoderKL {
+    let ccfg = AutoEncoderKLConfig {
+        block_out_channels: cfg.block_out_channels.clone(),
+        layers_per_block: cfg.layers_per_block,
+        latent_channels: cfg.latent_channels,
+        norm_num_groups: cfg.norm_num_groups,
+        use_quant_conv: true,
+        use_post_quant_conv: true,
+    };
+    AutoEncoderKL::new(candle_vb(dir, file), 3, 3, ccfg).expect("candle vae")
+}
+
 fn ids(vocab: usize) -> Vec<Vec<u32>> {
     // Two prompts: BOS, a few tokens, EOS, then EOS padding (SD 1.x style).
     let (bos, eos) = (vocab as u32 - 2, vocab as u32 - 1);
@@ -89,18 +118,7 @@ fn clip_text_v1_matches_candle() {
     let input = ids(cfg.vocab_size);
     let got = read(&gpu, ours.forward(&gpu, &input).expect("forward"));
 
-    let ccfg = ClipTextConfig {
-        vocab_size: cfg.vocab_size,
-        embed_dim: cfg.hidden_size,
-        activation: Activation::QuickGelu,
-        intermediate_size: cfg.intermediate_size,
-        max_position_embeddings: cfg.max_position_embeddings,
-        pad_with: None,
-        num_hidden_layers: cfg.num_hidden_layers,
-        num_attention_heads: cfg.num_attention_heads,
-        projection_dim: cfg.hidden_size,
-    };
-    let model = ClipTextTransformer::new(candle_vb(&dir, "model.safetensors").pp("text_model"), &ccfg).expect("candle clip");
+    let model = candle_clip(&dir, &cfg);
     let flat: Vec<u32> = input.iter().flatten().copied().collect();
     let x = CTensor::from_vec(flat, (2, 77), &Device::Cpu).unwrap();
     let want: Vec<f32> = model.forward_with_mask(&x, usize::MAX).unwrap().flatten_all().unwrap().to_vec1().unwrap();
@@ -190,15 +208,7 @@ fn vae_decoder_matches_candle() {
     let x = Tensor::<4>::from_data(TensorData::new(lat.clone(), [b, cfg.latent_channels, hw, hw]), &gpu.device);
     let got = read(&gpu, ours.forward(&gpu, x).expect("forward"));
 
-    let ccfg = AutoEncoderKLConfig {
-        block_out_channels: cfg.block_out_channels.clone(),
-        layers_per_block: cfg.layers_per_block,
-        latent_channels: cfg.latent_channels,
-        norm_num_groups: cfg.norm_num_groups,
-        use_quant_conv: file.contains("quant_conv.weight"),
-        use_post_quant_conv: file.contains("post_quant_conv.weight"),
-    };
-    let model = AutoEncoderKL::new(candle_vb(&dir, "diffusion_pytorch_model.safetensors"), 3, 3, ccfg).expect("candle vae");
+    let model = candle_vae(&dir, "diffusion_pytorch_model.safetensors", &cfg);
     let cx = CTensor::from_vec(lat, (b, cfg.latent_channels, hw, hw), &Device::Cpu).unwrap();
     let cx = (cx / cfg.scaling_factor).unwrap();
     let want: Vec<f32> = model.decode(&cx).unwrap().flatten_all().unwrap().to_vec1().unwrap();
@@ -234,21 +244,7 @@ fn txt2img_matches_candle_pipeline() {
     // candle, driven by the same loop
     let te = root.join("text_encoder");
     let ccfg: ClipConfig = parse(&std::fs::read_to_string(te.join("config.json")).unwrap(), "clip").unwrap();
-    let clip = ClipTextTransformer::new(
-        candle_vb(&te, "model.safetensors").pp("text_model"),
-        &ClipTextConfig {
-            vocab_size: ccfg.vocab_size,
-            embed_dim: ccfg.hidden_size,
-            activation: Activation::QuickGelu,
-            intermediate_size: ccfg.intermediate_size,
-            max_position_embeddings: ccfg.max_position_embeddings,
-            pad_with: None,
-            num_hidden_layers: ccfg.num_hidden_layers,
-            num_attention_heads: ccfg.num_attention_heads,
-            projection_dim: ccfg.hidden_size,
-        },
-    )
-    .expect("candle clip");
+    let clip = candle_clip(&te, &ccfg);
     let ids: Vec<u32> = [req.negative.as_str(), req.prompt.as_str()]
         .iter()
         .flat_map(|t| pipe.tokenizer.encode_padded(t))
@@ -260,20 +256,7 @@ fn txt2img_matches_candle_pipeline() {
         .expect("candle unet");
     let vd = root.join("vae");
     let vcfg: VaeConfig = parse(&std::fs::read_to_string(vd.join("config.json")).unwrap(), "vae").unwrap();
-    let vae = AutoEncoderKL::new(
-        candle_vb(&vd, "diffusion_pytorch_model.safetensors"),
-        3,
-        3,
-        AutoEncoderKLConfig {
-            block_out_channels: vcfg.block_out_channels.clone(),
-            layers_per_block: vcfg.layers_per_block,
-            latent_channels: vcfg.latent_channels,
-            norm_num_groups: vcfg.norm_num_groups,
-            use_quant_conv: true,
-            use_post_quant_conv: true,
-        },
-    )
-    .expect("candle vae");
+    let vae = candle_vae(&vd, "diffusion_pytorch_model.safetensors", &vcfg);
 
     let [c, h, w] = pipe.latent_shape(req.width, req.height).unwrap();
     let n = c * h * w;
@@ -341,20 +324,7 @@ fn vae_encoder_matches_candle() {
     let x = Tensor::<4>::from_data(TensorData::new(img.clone(), [b, 3, hw, hw]), &gpu.device);
     let got = read(&gpu, enc.forward(&gpu, x).expect("forward"));
 
-    let model = AutoEncoderKL::new(
-        candle_vb(&dir, "vae.safetensors"),
-        3,
-        3,
-        AutoEncoderKLConfig {
-            block_out_channels: cfg.block_out_channels.clone(),
-            layers_per_block: cfg.layers_per_block,
-            latent_channels: lat,
-            norm_num_groups: cfg.norm_num_groups,
-            use_quant_conv: true,
-            use_post_quant_conv: true,
-        },
-    )
-    .expect("candle vae");
+    let model = candle_vae(&dir, "vae.safetensors", &cfg);
     let cx = CTensor::from_vec(img, (b, 3, hw, hw), &Device::Cpu).unwrap();
     let want = (model.encode(&cx).unwrap().sample().unwrap() * cfg.scaling_factor).unwrap();
     let want: Vec<f32> = want.flatten_all().unwrap().to_vec1().unwrap();

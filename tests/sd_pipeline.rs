@@ -115,8 +115,9 @@ fn given_latents_replace_the_seeded_noise() {
 #[test]
 fn quantized_weights_against_f32() {
     let r = request(5, SchedulerKind::Euler);
-    let f32_run = run(&load("sd-tiny-v1", WeightQuant::F32), &r);
-    let f32_bytes = load("sd-tiny-v1", WeightQuant::F32).gpu_bytes;
+    let f32_pipe = load("sd-tiny-v1", WeightQuant::F32);
+    let (f32_run, f32_bytes) = (run(&f32_pipe, &r), f32_pipe.gpu_bytes);
+    drop(f32_pipe);
     for (quant, floor) in [(WeightQuant::Q8_0, 35.0), (WeightQuant::Q4_0, 20.0)] {
         let p = load("sd-tiny-v1", quant);
         let g = run(&p, &r);
@@ -185,10 +186,10 @@ fn img2img_and_inpainting() {
     let other = run(&p, &request(23, SchedulerKind::Euler)).images.remove(0);
     let il = pollster::block_on(p.encode_image(&base, 64, 64)).unwrap();
     let mut r = request(22, SchedulerKind::Euler);
-    r.steps = 10;
+    r.steps = 4;
     r.init = Some(base.clone());
     let txt2img = run(&p, &request(22, SchedulerKind::Euler));
-    for (strength, want_steps) in [(0.25, 2usize), (0.6, 6), (1.0, 10)] {
+    for (strength, want_steps) in [(0.25, 1usize), (0.6, 2), (1.0, 4)] {
         r.strength = strength;
         let mut seen = 0;
         let g = pollster::block_on(p.generate(&r, &mut |s| {

@@ -12,8 +12,9 @@ use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::Tensor;
 
-use super::nn::{attention, merge_heads, split_heads, Conv2d, Dense, GroupNorm, LayerNorm, Loader};
-use crate::error::Result;
+use super::nn::{attention, merge_heads, split_heads, Conv2d, Dense, GroupNorm, LayerNorm, Loader, Parts};
+use super::nn::part_channels;
+use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::source::ByteSource;
 
@@ -70,6 +71,24 @@ impl Resnet {
             None => x,
         };
         Ok(skip + h)
+    }
+}
+
+impl Resnet {
+    /// The same block (no time embedding: the VAE's) over channel parts that each fit `budget`.
+    pub fn forward_parts(&self, gpu: &Gpu, x: Parts, budget: u64) -> Result<Parts> {
+        let h = Parts(x.0.clone()).map(|p, c0| silu(self.norm1.forward_part(p, c0)));
+        let h = self.conv1.forward_parts(gpu, &h, self.norm2.unit(), budget)?;
+        let h = h.map(|p, c0| silu(self.norm2.forward_part(p, c0)));
+        let h = self.conv2.forward_parts(gpu, &h, self.norm2.unit(), budget)?;
+        let skip = match &self.shortcut {
+            Some(s) => s.forward_parts(gpu, &x, self.norm2.unit(), budget)?,
+            None => x,
+        };
+        if skip.0.len() != h.0.len() {
+            return Err(Error::ModelConfig("resnet parts out of step".into()));
+        }
+        Ok(Parts(skip.0.into_iter().zip(h.0).map(|(s, h)| s + h).collect()))
     }
 }
 
@@ -222,5 +241,13 @@ impl Upsample {
         let [_, _, h, w] = x.dims();
         let up = interpolate(x, InterpolateOptions::new(InterpolateMode::Nearest).with_output_size([2 * h, 2 * w]));
         self.conv.forward(gpu, up)
+    }
+
+    /// ×2 then the conv, over channel parts; parts are cut first so each upsampled one fits.
+    pub fn forward_parts(&self, gpu: &Gpu, x: Parts, unit: usize, budget: u64) -> Result<Parts> {
+        let [b, c, h, w] = x.dims();
+        let x = x.rechunk(part_channels(b, c, 2 * h, 2 * w, unit, budget));
+        let up = x.map(|p, _| interpolate(p, InterpolateOptions::new(InterpolateMode::Nearest).with_output_size([2 * h, 2 * w])));
+        self.conv.forward_parts(gpu, &up, unit, budget)
     }
 }

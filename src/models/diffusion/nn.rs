@@ -190,6 +190,110 @@ impl Conv2d {
     }
 }
 
+/// Activations `[B, C, H, W]` split along channels into parts that each fit one storage binding
+/// (SD's VAE decoder at 512²: 256 channels × 512² × 4 B = 256 MiB, over lavapipe's and most
+/// browsers' 128 MiB). Parts hold whole GroupNorm groups (`unit` channels), so normalising a
+/// part is normalising those channels; a convolution sums over the input parts.
+pub struct Parts(pub Vec<Tensor<4>>);
+
+/// Channels per part: the largest multiple of `unit` whose `[b, k, h, w]` f32 tensor fits `budget`.
+pub fn part_channels(b: usize, c: usize, h: usize, w: usize, unit: usize, budget: u64) -> usize {
+    let per_channel = (4 * b * h * w) as u64;
+    let k = (budget / per_channel.max(1)) as usize / unit.max(1) * unit.max(1);
+    k.clamp(unit.max(1), c.max(1))
+}
+
+impl Parts {
+    /// Split `x` into parts of at most `k` channels (`k` a multiple of the group size).
+    pub fn split(x: Tensor<4>, k: usize) -> Parts {
+        let c = x.dims()[1];
+        if k >= c {
+            return Parts(vec![x]);
+        }
+        Parts((0..c).step_by(k).map(|c0| x.clone().narrow(1, c0, k.min(c - c0))).collect())
+    }
+
+    /// The same channels in parts of at most `k` (each part is cut further; none is merged).
+    pub fn rechunk(self, k: usize) -> Parts {
+        Parts(self.0.into_iter().flat_map(|p| Parts::split(p, k).0).collect())
+    }
+
+    /// `[B, C_total, H, W]`
+    pub fn dims(&self) -> [usize; 4] {
+        let [b, _, h, w] = self.0.first().map_or([0; 4], |p| p.dims());
+        [b, self.0.iter().map(|p| p.dims()[1]).sum(), h, w]
+    }
+
+    /// One tensor again (the caller knows it fits).
+    pub fn join(mut self) -> Tensor<4> {
+        match self.0.len() {
+            1 => self.0.swap_remove(0),
+            _ => Tensor::cat(self.0, 1),
+        }
+    }
+
+    /// Apply `f(part, first_channel)` to every part.
+    pub fn map(self, mut f: impl FnMut(Tensor<4>, usize) -> Tensor<4>) -> Parts {
+        let mut c0 = 0;
+        Parts(
+            self.0
+                .into_iter()
+                .map(|p| {
+                    let c = p.dims()[1];
+                    let y = f(p, c0);
+                    c0 += c;
+                    y
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Conv2d {
+    /// The convolution over channel parts: output parts of whole `out_unit` groups under
+    /// `budget`, each the sum over the input parts (bias added once).
+    pub fn forward_parts(&self, gpu: &Gpu, x: &Parts, out_unit: usize, budget: u64) -> Result<Parts> {
+        let [b, ci_total, h, w] = x.dims();
+        let [co, wci, k, _] = self.w.dims();
+        if wci != ci_total || h + self.pad + self.pad_end < k || w + self.pad + self.pad_end < k {
+            return Err(Error::ModelConfig(format!("convolution expects {wci} input channels, got {ci_total} at {h}×{w}")));
+        }
+        let ho = (h + self.pad + self.pad_end - k) / self.stride + 1;
+        let wo = (w + self.pad + self.pad_end - k) / self.stride + 1;
+        let oc = part_channels(b, co, ho, wo, out_unit, budget);
+        if x.0.len() == 1 && oc >= co {
+            return Ok(Parts(vec![self.forward(gpu, x.0[0].clone())?]));
+        }
+        let mut out = Vec::new();
+        for o0 in (0..co).step_by(oc) {
+            let on = oc.min(co - o0);
+            let mut acc: Option<Tensor<4>> = None;
+            let mut i0 = 0;
+            for xi in &x.0 {
+                let ci = xi.dims()[1];
+                let part = Conv2d {
+                    w: self.w.clone().narrow(0, o0, on).narrow(1, i0, ci),
+                    b: match i0 {
+                        0 => self.b.clone().narrow(0, o0, on),
+                        _ => Tensor::zeros([on], &gpu.device),
+                    },
+                    stride: self.stride,
+                    pad: self.pad,
+                    pad_end: self.pad_end,
+                };
+                let y = part.forward(gpu, xi.clone())?;
+                acc = Some(match acc {
+                    Some(a) => a + y,
+                    None => y,
+                });
+                i0 += ci;
+            }
+            out.extend(acc);
+        }
+        Ok(Parts(out))
+    }
+}
+
 /// GroupNorm (Wu & He 2018): statistics over each group of channels and all pixels.
 pub struct GroupNorm {
     gamma: Tensor<1>,
@@ -199,6 +303,23 @@ pub struct GroupNorm {
 }
 
 impl GroupNorm {
+    /// Channels per group.
+    pub fn unit(&self) -> usize {
+        self.gamma.dims()[0] / self.groups
+    }
+
+    /// Normalise a part holding channels `c0..c0 + C` (whole groups) of the full tensor.
+    pub fn forward_part(&self, x: Tensor<4>, c0: usize) -> Tensor<4> {
+        let [b, c, h, w] = x.dims();
+        let groups = c / self.unit();
+        let g = x.reshape([b, groups, (c / groups) * h * w]);
+        let (var, mean) = g.clone().var_mean_bias(2);
+        let g = (g - mean) / (var + self.eps).sqrt();
+        let x = g.reshape([b, c, h, w]);
+        let (gamma, beta) = (self.gamma.clone().narrow(0, c0, c), self.beta.clone().narrow(0, c0, c));
+        x * gamma.reshape([1, c, 1, 1]) + beta.reshape([1, c, 1, 1])
+    }
+
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [b, c, h, w] = x.dims();
         let g = x.reshape([b, self.groups, (c / self.groups) * h * w]);

@@ -30,6 +30,8 @@
 //! candidates run one by one or batched ([`BatchNoise`]): a candidate's image does not depend on
 //! how many were generated with it.
 
+use crate::sampling::Rng;
+
 /// A source of standard-normal f32 values; schedulers draw their per-step noise through it.
 pub trait NoiseSource {
     /// `n` values of N(0, 1).
@@ -39,40 +41,21 @@ pub trait NoiseSource {
 /// One seeded stream of N(0, 1) values, bit-identical on every platform (see the module header).
 #[derive(Clone, Debug)]
 pub struct NoiseRng {
-    s: [u64; 4],
+    /// The text sampler's generator (xoshiro256** seeded through SplitMix64, so any seed, even
+    /// 0, gives a good state).
+    rng: Rng,
     /// The second value of the last Box–Muller pair when a call asked for an odd count.
     spare: Option<f32>,
 }
 
 impl NoiseRng {
-    /// xoshiro256** seeded through SplitMix64, so any seed (even 0) gives a good state.
     pub fn new(seed: u64) -> NoiseRng {
-        let mut x = seed;
-        let mut splitmix = || {
-            x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = x;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        };
-        NoiseRng {
-            s: [splitmix(), splitmix(), splitmix(), splitmix()],
-            spare: None,
-        }
+        NoiseRng { rng: Rng::new(seed), spare: None }
     }
 
     /// The next raw xoshiro256** output.
     pub fn next_u64(&mut self) -> u64 {
-        let s = &mut self.s;
-        let result = s[1].wrapping_mul(5).rotate_left(7).wrapping_mul(9);
-        let t = s[1] << 17;
-        s[2] ^= s[0];
-        s[3] ^= s[1];
-        s[1] ^= s[2];
-        s[0] ^= s[3];
-        s[2] ^= t;
-        s[3] = s[3].rotate_left(45);
-        result
+        self.rng.next_u64()
     }
 
     /// One Box–Muller pair, computed in f64 and rounded to f32 (step 2 of the header).

@@ -10,7 +10,7 @@ use burn::tensor::Tensor;
 
 use super::blocks::{Resnet, SpatialSelfAttn, Upsample};
 use super::config::VaeConfig;
-use super::nn::{Conv2d, GroupNorm, Loader};
+use super::nn::{part_channels, Conv2d, GroupNorm, Loader, Parts};
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::source::ByteSource;
@@ -84,15 +84,23 @@ impl VaeDecoder {
         x = self.mid_res0.forward(gpu, x, None)?;
         x = self.mid_attn.forward(gpu, x)?;
         x = self.mid_res1.forward(gpu, x, None)?;
+        // From here on the picture grows ×8 while the channels only halve: run on channel parts
+        // that each fit one storage binding (one part when everything fits, as for small sizes).
+        let budget = gpu.max_binding;
+        let [b, c, h, w] = x.dims();
+        let unit = c / self.cfg.norm_num_groups;
+        let mut x = Parts::split(x, part_channels(b, c, h, w, unit, budget));
         for blk in &self.up {
             for r in &blk.resnets {
-                x = r.forward(gpu, x, None)?;
+                x = r.forward_parts(gpu, x, budget)?;
             }
             if let Some(u) = &blk.up {
-                x = u.forward(gpu, x)?;
+                let unit = x.dims()[1] / self.cfg.norm_num_groups;
+                x = u.forward_parts(gpu, x, unit, budget)?;
             }
         }
-        self.conv_out.forward(gpu, silu(self.norm_out.forward(x)))
+        let x = x.map(|p, c0| silu(self.norm_out.forward_part(p, c0)));
+        Ok(self.conv_out.forward_parts(gpu, &x, 1, budget)?.join())
     }
 }
 
