@@ -7,6 +7,8 @@
 //! wasm-bindgen `async fn` cannot borrow `self` across awaits. Calls are serialised by the
 //! worker (`www/worker.js`), so the RefCell is never borrowed twice.
 
+mod image;
+
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -166,6 +168,7 @@ struct ModelInfo {
 struct State {
     gpu: Arc<Gpu>,
     engine: Option<Engine>,
+    image: Option<crate::models::diffusion::pipeline::SdPipeline>,
 }
 
 /// The engine as JS sees it (wrapped by `www/aigc.js`).
@@ -180,7 +183,7 @@ impl WasmEngine {
     pub fn create() -> Promise {
         future_to_promise(async {
             let gpu = Gpu::get().await.map_err(js_error)?;
-            Ok(JsValue::from(WasmEngine { state: Rc::new(RefCell::new(State { gpu, engine: None })) }))
+            Ok(JsValue::from(WasmEngine { state: Rc::new(RefCell::new(State { gpu, engine: None, image: None })) }))
         })
     }
 
@@ -221,9 +224,27 @@ impl WasmEngine {
         future_to_promise(async move { generate(state, request, on_text).await.map_err(js_error) })
     }
 
-    /// Drop the loaded model (frees its GPU buffers).
+    /// Drop the loaded models, text and image (frees their GPU buffers).
     pub fn unload(&self) {
-        self.state.borrow_mut().engine = None;
+        let mut st = self.state.borrow_mut();
+        st.engine = None;
+        st.image = None;
+    }
+
+    /// Load a diffusers folder served at `base_url` (files read by HTTP range requests);
+    /// `quant` is "f32", "q8_0" or "q4_0". Resolves with a JSON summary.
+    #[wasm_bindgen(js_name = loadImageModel)]
+    pub fn load_image_model(&self, base_url: String, quant: String) -> Promise {
+        let state = self.state.clone();
+        future_to_promise(async move { image::load(state, base_url, quant).await.map_err(js_error) })
+    }
+
+    /// Generate pictures for a JSON request (`init`/`mask`: PNG bytes for img2img/inpainting);
+    /// `on_step(step, steps)` returns `false` to stop. Resolves with `{summary, pngs}`.
+    #[wasm_bindgen(js_name = generateImage)]
+    pub fn generate_image(&self, request: String, init: Option<Vec<u8>>, mask: Option<Vec<u8>>, on_step: Function) -> Promise {
+        let state = self.state.clone();
+        future_to_promise(async move { image::generate(state, request, init, mask, on_step).await.map_err(js_error) })
     }
 }
 

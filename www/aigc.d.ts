@@ -66,6 +66,35 @@ export interface Completion {
   usage?: Usage; aigc?: { tokens: number[] };
 }
 
+export interface ImageModelInfo { kind: 'image'; gpu_weight_bytes: number; quant: string; vae_scale: number; img2img: boolean }
+export type PngBytes = Blob | ArrayBuffer | Uint8Array;
+export interface ImageOptions {
+  prompt: string;
+  negative_prompt?: string;
+  /** Candidates, seeds seed, seed+1, … (1–16). */
+  n?: number;
+  /** "WxH", multiples of 64 for SD (default "512x512"). */
+  size?: string;
+  steps?: number;
+  /** ≤ 1 turns classifier-free guidance off. Default 7.5. */
+  guidance_scale?: number;
+  /** Same seed, same pixels (natively and in the browser). Omitted: a fresh seed. */
+  seed?: number;
+  scheduler?: 'euler' | 'euler_a' | 'dpmpp_2m' | 'ddim' | 'lcm' | 'turbo';
+  /** img2img: a PNG of the requested size; inpainting adds `mask` (white = repaint). */
+  image?: PngBytes;
+  mask?: PngBytes;
+  /** img2img: fraction of the schedule to run (default 0.8). */
+  strength?: number;
+  signal?: AbortSignal;
+  onStep?: (s: { step: number; steps: number }) => void;
+}
+export interface ImagesResponse {
+  created: number;
+  data: { b64_json: string; blob: Blob; seed: number }[];
+  aigc: { width: number; height: number; seconds_per_step: number; total_seconds: number; seeds: number[] };
+}
+
 export class Engine {
   /** Start the engine (in a Web Worker unless worker: false) and acquire the WebGPU device. */
   static create(options?: { onProgress?: (p: Progress) => void; worker?: boolean }): Promise<Engine>;
@@ -83,5 +112,10 @@ export class Engine {
   completions: {
     create(o: SamplingOptions & { prompt: string; stream: true }): Promise<AsyncIterable<Completion>>;
     create(o: SamplingOptions & { prompt: string; stream?: false }): Promise<Completion>;
+  };
+  images: {
+    /** A diffusers folder's base URL; every file is read with HTTP range requests. */
+    load(url: string | URL, options?: { quant?: 'f32' | 'q8_0' | 'q4_0'; onProgress?: (p: Progress) => void }): Promise<ImageModelInfo>;
+    generate(o: ImageOptions): Promise<ImagesResponse>;
   };
 }

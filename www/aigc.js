@@ -65,6 +65,7 @@ export class Engine {
     port.onmessage = (m) => this._onMessage(m);
     this.chat = { completions: { create: (o) => this._create('chat', o) } };
     this.completions = { create: (o) => this._create('completion', o) };
+    this.images = { load: (url, o) => this._loadImages(url, o), generate: (o) => this._generateImages(o) };
   }
 
   /** Start the engine (a worker unless `worker: false`) and acquire the WebGPU device. */
@@ -136,6 +137,49 @@ export class Engine {
     return info;
   }
 
+  /**
+   * Load a Stable Diffusion diffusers folder (text_encoder/, unet/, vae/, tokenizer/,
+   * scheduler/) from a base URL; every file is read with HTTP range requests.
+   * `quant`: 'f32' (default), 'q8_0' or 'q4_0' for the UNet and text-encoder linear layers.
+   */
+  async _loadImages(url, { quant = 'f32', onProgress } = {}) {
+    const base = new URL(url, globalThis.location?.href).href;
+    this.imageModel = await this._call({ type: 'loadImage', url: base, quant }, { onProgress });
+    return this.imageModel;
+  }
+
+  /**
+   * OpenAI images-API shaped: resolves with `{created, data: [{b64_json, blob, seed}], aigc}`.
+   * Options: prompt, negative_prompt, n, size ('512x512'), steps, guidance_scale, seed,
+   * scheduler ('euler' | 'euler_a' | 'dpmpp_2m' | 'ddim' | 'lcm' | 'turbo'), image and mask
+   * (PNG Blob/ArrayBuffer/Uint8Array: img2img / inpainting), strength, signal, onStep({step, steps}).
+   */
+  async _generateImages(o = {}) {
+    if (typeof o.prompt !== 'string') throw new InvalidOptionError('prompt must be a string');
+    const bytesOf = async (b) => (b == null ? undefined
+      : b instanceof Blob ? await b.arrayBuffer()
+        : b instanceof ArrayBuffer ? b.slice(0)
+          : ArrayBuffer.isView(b) ? b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)
+            : Promise.reject(new InvalidOptionError('image and mask must be PNG bytes (Blob, ArrayBuffer or Uint8Array)')));
+    const request = {
+      prompt: o.prompt, negative_prompt: o.negative_prompt ?? '', n: o.n ?? 1, size: o.size ?? '512x512',
+      steps: o.steps ?? 20, guidance_scale: o.guidance_scale ?? 7.5, scheduler: o.scheduler ?? 'euler',
+      seed: o.seed ?? Math.floor(Math.random() * 2 ** 32), strength: o.strength ?? 0.8,
+    };
+    const msg = { type: 'image', request, init: await bytesOf(o.image), mask: await bytesOf(o.mask) };
+    const onProgress = (p) => o.onStep?.({ step: p.done, steps: p.total });
+    const done = this._call(msg, { onProgress });
+    const id = nextId - 1;
+    o.signal?.addEventListener('abort', () => this.port.post({ type: 'abort', target: id }), { once: true });
+    if (o.signal?.aborted) this.port.post({ type: 'abort', target: id });
+    const r = await done;
+    return {
+      created: Math.floor(Date.now() / 1000),
+      data: r.pngs.map((buf, k) => ({ b64_json: base64(new Uint8Array(buf)), blob: new Blob([buf], { type: 'image/png' }), seed: r.summary.seeds[k] })),
+      aigc: r.summary,
+    };
+  }
+
   /** Free the model's GPU memory. */
   async unload() {
     await this._call({ type: 'unload' });
@@ -192,4 +236,10 @@ export class Engine {
       aigc: { tokens: r.tokens },
     }));
   }
+}
+
+function base64(bytes) {
+  let s = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(s);
 }

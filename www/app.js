@@ -32,7 +32,7 @@ let generating = null;   // AbortController of the generation in flight
 let history = [];        // chat turns sent back to the model: [{ role, content }]
 let conversation = 0;    // bumped by "New chat" so a late stream cannot write into the new one
 let shownError = null;
-const app = { engine: null, ready: null };
+const app = { engine: null, ready: null, showError: null };
 window.aigcApp = app;
 
 // ---------- state, status line, buttons ----------
@@ -105,6 +105,7 @@ function hideError() {
   setState(baseState());
 }
 
+app.showError = showError;
 ui.errorDismiss.addEventListener('click', hideError);
 window.addEventListener('error', (ev) => showError(ev.error || ev.message));
 window.addEventListener('unhandledrejection', (ev) => { ev.preventDefault(); showError(ev.reason); });

@@ -3,6 +3,7 @@
 //
 // Requests:  {id, type: 'create'} | {id, type: 'load', url | blob | bytes, ctx}
 //            {id, type: 'generate', request} | {type: 'abort', target} | {id, type: 'unload'}
+//            {id, type: 'loadImage', url, quant} | {id, type: 'image', request, init?, mask?}
 // Replies:   {id, type: 'progress', phase, done, total} | {id, type: 'chunk', text}
 //            {id, type: 'done', result} | {id, type: 'error', error: {name, message}}
 // Requests run one at a time, in order; 'abort' is handled at once (it only sets a flag
@@ -52,6 +53,27 @@ export function createHost(post) {
         };
         try {
           return JSON.parse(await engine.generate(JSON.stringify(msg.request), onText));
+        } finally {
+          aborted.delete(id);
+        }
+      }
+      case 'loadImage': {
+        if (!engine) throw Object.assign(new Error('create the engine first'), { name: 'InvalidOptionError' });
+        post({ id, type: 'progress', phase: 'upload', done: 0, total: 1 });
+        const info = JSON.parse(await engine.loadImageModel(msg.url, msg.quant || 'f32'));
+        post({ id, type: 'progress', phase: 'upload', done: 1, total: 1 });
+        return info;
+      }
+      case 'image': {
+        if (!engine) throw Object.assign(new Error('create the engine first'), { name: 'InvalidOptionError' });
+        const onStep = (step, steps) => {
+          post({ id, type: 'progress', phase: 'step', done: step, total: steps });
+          return !aborted.has(id);
+        };
+        const bytes = (b) => (b ? new Uint8Array(b) : undefined);
+        try {
+          const r = await engine.generateImage(JSON.stringify(msg.request), bytes(msg.init), bytes(msg.mask), onStep);
+          return { summary: JSON.parse(r.summary), pngs: Array.from(r.pngs, (a) => a.buffer) };
         } finally {
           aborted.delete(id);
         }

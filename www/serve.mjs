@@ -1,5 +1,6 @@
 // A small static server for www/ with HTTP Range support (the engine reads models by range).
-// `/models/*` is served from the repository's models/ folder. Loopback only.
+// `/models/*` is served from the repository's models/ folder, `/fixtures/*` from target/fixtures/
+// (the random-weight test models that ./build.sh fixtures writes). Loopback only.
 //   node www/serve.mjs [port]
 import { createServer } from 'node:http';
 import { createReadStream, statSync } from 'node:fs';
@@ -7,7 +8,7 @@ import { extname, join, normalize, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const WWW = resolve(fileURLToPath(new URL('.', import.meta.url)));
-const MODELS = resolve(WWW, '..', 'models');
+const MOUNTS = [[`${sep}models${sep}`, resolve(WWW, '..', 'models')], [`${sep}fixtures${sep}`, resolve(WWW, '..', 'target', 'fixtures')]];
 const TYPES = {
   '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.mjs': 'text/javascript; charset=utf-8',
   '.css': 'text/css; charset=utf-8', '.wasm': 'application/wasm', '.json': 'application/json', '.png': 'image/png',
@@ -16,7 +17,8 @@ const TYPES = {
 
 function resolvePath(urlPath) {
   const clean = normalize(decodeURIComponent(urlPath.split('?')[0]));
-  const [root, rel] = clean.startsWith(`${sep}models${sep}`) ? [MODELS, clean.slice(8)] : [WWW, clean];
+  const mount = MOUNTS.find(([prefix]) => clean.startsWith(prefix));
+  const [root, rel] = mount ? [mount[1], clean.slice(mount[0].length - 1)] : [WWW, clean];
   const full = resolve(join(root, rel === sep || rel === '' ? 'index.html' : rel));
   return full.startsWith(root) ? full : null;
 }

@@ -5,12 +5,14 @@
 //    the text must equal `aigc text --greedy` natively, token for token;
 // 2. a seeded sampled run gives the same tokens as the native CLI with the same seed;
 // 3. aborting mid-stream ends with finish_reason 'abort' and the next generation succeeds;
-// 4. a malformed file dropped in gives a ModelFormatError on the page.
+// 4. the Image tab loads the random-weight SD 1.x folder and makes 2 candidates whose pixels
+//    equal `aigc image` natively (same seed, weights and options);
+// 5. a malformed file dropped in gives a ModelFormatError on the page.
 // A screenshot of the page after generating is written to target/browser/ (not committed).
 // Ends with the plain line 'N passed, N failed'.
 import { chromium } from 'playwright-core';
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -113,7 +115,55 @@ try {
     if (r.again !== 4) throw new Error(`second generation gave ${r.again} tokens`);
   });
 
+  await check('Image tab: 2 candidates with the pixels of native aigc image (same seed)', async () => {
+    const opts = ['--prompt', 'a lighthouse at dusk', '--negative', 'blurry', '--size', '64x64', '--steps', '4',
+      '--cfg', '7.5', '--seed', '7', '--count', '2', '--scheduler', 'euler_a'];
+    mkdirSync(join(ROOT, 'target/browser'), { recursive: true });
+    const out = join(ROOT, 'target/browser/native.png');
+    execFileSync(AIGC, ['image', '--model', join(ROOT, 'target/fixtures/sd-tiny-v1'), ...opts, '--out', out], { stdio: 'ignore' });
+    const want = [0, 1].map((k) => readFileSync(out.replace('.png', `-${k}.png`)).toString('base64'));
+    await page.click('#tab-image');
+    await page.fill('#image-model-url', 'fixtures/sd-tiny-v1/');
+    await page.click('#image-load-btn');
+    await page.waitForFunction(() => ['loaded', 'error'].includes(document.body.dataset.imageState));
+    if (await page.evaluate(() => document.body.dataset.imageState) === 'error') throw new Error(await page.textContent('#image-progress-label'));
+    await page.fill('#image-prompt', 'a lighthouse at dusk');
+    await page.fill('#image-negative', 'blurry');
+    await page.selectOption('#image-size', '64x64');
+    await page.fill('#image-steps', '4');
+    await page.fill('#image-cfg', '7.5');
+    await page.fill('#image-seed', '7');
+    await page.fill('#image-count', '2');
+    await page.selectOption('#image-scheduler', 'euler_a');
+    await page.click('#image-generate-btn');
+    await page.waitForFunction(() => ['done', 'error'].includes(document.body.dataset.imageState));
+    if (await page.evaluate(() => document.body.dataset.imageState) === 'error') throw new Error(await page.textContent('#image-progress-label'));
+    await page.screenshot({ path: join(ROOT, 'target/browser/page-after-image.png'), fullPage: true });
+    // Decode both PNGs in the page and compare pixels (PSNR reported when they differ).
+    const cmp = await page.evaluate(async (natives) => {
+      const pixels = async (b64) => {
+        const bmp = await createImageBitmap(new Blob([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], { type: 'image/png' }));
+        const c = new OffscreenCanvas(bmp.width, bmp.height).getContext('2d');
+        c.drawImage(bmp, 0, 0);
+        return c.getImageData(0, 0, bmp.width, bmp.height).data;
+      };
+      const imgs = [...document.querySelectorAll('#image-grid img')].map((i) => i.dataset.b64);
+      const res = [];
+      for (let k = 0; k < natives.length; k++) {
+        const [a, b] = [await pixels(imgs[k]), await pixels(natives[k])];
+        let se = 0; let diff = 0;
+        for (let i = 0; i < a.length; i++) { const d = a[i] - b[i]; se += d * d; diff += d !== 0; }
+        res.push({ same_png: imgs[k] === natives[k], diff, psnr: se ? 10 * Math.log10(255 * 255 / (se / a.length)) : Infinity });
+      }
+      return { count: imgs.length, res };
+    }, want);
+    console.log(`     browser vs native: ${JSON.stringify(cmp)}`);
+    if (cmp.count !== 2) throw new Error(`${cmp.count} pictures on the page`);
+    for (const r of cmp.res) if (r.diff !== 0) throw new Error(`pixels differ from native: ${JSON.stringify(cmp.res)}`);
+  });
+
   await check('a malformed file gives ModelFormatError on the page', async () => {
+    await page.click('#tab-text');
     const bad = Buffer.concat([Buffer.from('GGUF'), Buffer.from([3, 0, 0, 0]), Buffer.alloc(40, 0xff)]);
     await page.setInputFiles('#model-file', { name: 'broken.gguf', mimeType: 'application/octet-stream', buffer: bad });
     const clicked = await page.evaluate(() => document.body.dataset.state);

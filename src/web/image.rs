@@ -1,0 +1,171 @@
+//! The browser binding for image generation: a diffusers folder read over HTTP (each file's
+//! header by range, each tensor by range, like the GGUF path), the JSON request the worker sends,
+//! per-step progress to a JS callback, and PNGs back as `Uint8Array`s. The pipeline it drives is
+//! the same `SdPipeline` the CLI runs.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use js_sys::{Array, Function, Object, Reflect, Uint8Array};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+
+use super::{js_msg, HttpSource, State};
+use crate::error::{Error, Result};
+use crate::models::diffusion::imageio::{decode_png, encode_png};
+use crate::models::diffusion::nn::WeightQuant;
+use crate::models::diffusion::pipeline::{ImageRequest, SdPipeline};
+use crate::source::ModelFolder;
+
+/// A diffusers folder served over HTTP: `base` ends with `/`.
+pub(super) struct UrlFolder {
+    base: String,
+}
+
+async fn fetch_text(url: &str) -> Result<Option<String>> {
+    let global = js_sys::global();
+    let promise = if let Some(w) = global.dyn_ref::<web_sys::Window>() {
+        w.fetch_with_str(url)
+    } else if let Some(w) = global.dyn_ref::<web_sys::WorkerGlobalScope>() {
+        w.fetch_with_str(url)
+    } else {
+        return Err(Error::Io("no fetch in this context".into()));
+    };
+    let resp: web_sys::Response = JsFuture::from(promise)
+        .await
+        .map_err(|e| Error::Io(format!("fetch {url}: {}", js_msg(e))))?
+        .dyn_into()
+        .map_err(|_| Error::Io("fetch did not return a Response".into()))?;
+    match resp.status() {
+        200 => {}
+        404 => return Ok(None),
+        s => return Err(Error::Io(format!("{url}: HTTP {s}"))),
+    }
+    let text = JsFuture::from(resp.text().map_err(|e| Error::Io(js_msg(e)))?).await.map_err(|e| Error::Io(js_msg(e)))?;
+    Ok(text.as_string())
+}
+
+impl ModelFolder for UrlFolder {
+    type Source = HttpSource;
+    async fn text(&self, rel: &str) -> Result<Option<String>> {
+        fetch_text(&format!("{}{rel}", self.base)).await
+    }
+    async fn open(&self, rel: &str) -> Result<HttpSource> {
+        HttpSource::open(format!("{}{rel}", self.base)).await.map_err(|e| match e {
+            Error::Io(m) if m.contains("HTTP 404") => Error::WeightsFormat(format!("the model folder has no {rel}")),
+            e => e,
+        })
+    }
+}
+
+/// One images.generate request, as the worker sends it (JSON; the init image and mask travel
+/// separately as PNG bytes).
+#[derive(serde::Deserialize)]
+struct ImageJson {
+    prompt: String,
+    #[serde(default)]
+    negative_prompt: String,
+    #[serde(default = "one")]
+    n: usize,
+    #[serde(default = "size512")]
+    size: String,
+    #[serde(default = "twenty")]
+    steps: usize,
+    #[serde(default = "cfg75")]
+    guidance_scale: f32,
+    #[serde(default)]
+    seed: u64,
+    #[serde(default = "euler")]
+    scheduler: String,
+    #[serde(default = "strength08")]
+    strength: f64,
+}
+
+fn one() -> usize {
+    1
+}
+fn size512() -> String {
+    "512x512".into()
+}
+fn twenty() -> usize {
+    20
+}
+fn cfg75() -> f32 {
+    7.5
+}
+fn euler() -> String {
+    "euler".into()
+}
+fn strength08() -> f64 {
+    0.8
+}
+
+pub(super) async fn load(state: Rc<RefCell<State>>, base: String, quant: String) -> Result<JsValue> {
+    state.borrow_mut().image = None;
+    let quant = WeightQuant::parse(&quant)?;
+    let base = if base.ends_with('/') { base } else { format!("{base}/") };
+    let gpu = state.borrow().gpu.clone();
+    let pipe = SdPipeline::load(&UrlFolder { base }, gpu, quant).await?;
+    let info = serde_json::json!({
+        "kind": "image",
+        "gpu_weight_bytes": pipe.gpu_bytes,
+        "quant": format!("{quant:?}"),
+        "vae_scale": pipe.vae_scale(),
+        "img2img": pipe.vae_encoder.is_some(),
+    });
+    state.borrow_mut().image = Some(pipe);
+    Ok(JsValue::from(info.to_string()))
+}
+
+pub(super) async fn generate(
+    state: Rc<RefCell<State>>,
+    request: String,
+    init: Option<Vec<u8>>,
+    mask: Option<Vec<u8>>,
+    on_step: Function,
+) -> Result<JsValue> {
+    let j: ImageJson = serde_json::from_str(&request).map_err(|e| Error::InvalidOption(format!("request: {e}")))?;
+    let (w, h) = j
+        .size
+        .split_once('x')
+        .and_then(|(w, h)| Some((w.trim().parse().ok()?, h.trim().parse().ok()?)))
+        .ok_or_else(|| Error::InvalidOption(format!("size {:?}: expected \"WxH\"", j.size)))?;
+    let mut req = ImageRequest::new(&j.prompt);
+    req.negative = j.negative_prompt;
+    req.count = j.n;
+    req.width = w;
+    req.height = h;
+    req.steps = j.steps;
+    req.guidance = j.guidance_scale;
+    req.seed = j.seed;
+    req.scheduler = j.scheduler.parse()?;
+    req.strength = j.strength;
+    req.init = init.as_deref().map(decode_png).transpose()?;
+    req.mask = mask.as_deref().map(decode_png).transpose()?;
+    // Take the pipeline out while generating so no RefCell borrow is held across awaits.
+    let pipe = state.borrow_mut().image.take().ok_or_else(|| Error::InvalidOption("no image model loaded".into()))?;
+    let result = pipe
+        .generate(&req, &mut |s| {
+            on_step
+                .call2(&JsValue::NULL, &JsValue::from_f64(s.step as f64), &JsValue::from_f64(s.steps as f64))
+                .map(|v| v.as_bool() != Some(false))
+                .unwrap_or(false)
+        })
+        .await;
+    state.borrow_mut().image = Some(pipe);
+    let out = result?;
+    let pngs = Array::new();
+    for img in &out.images {
+        pngs.push(&Uint8Array::from(encode_png(img)?.as_slice()));
+    }
+    let summary = serde_json::json!({
+        "width": w, "height": h, "seconds_per_step": out.seconds_per_step, "total_seconds": out.total_seconds,
+        "seeds": (0..req.count).map(|k| req.seed.wrapping_add(k as u64)).collect::<Vec<_>>(),
+    });
+    let obj = Object::new();
+    let set = |k: &str, v: &JsValue| Reflect::set(&obj, &JsValue::from_str(k), v).map_err(|e| Error::Gpu(js_msg(e)));
+    set("summary", &JsValue::from_str(&summary.to_string()))?;
+    set("pngs", &pngs)?;
+    Ok(obj.into())
+}
