@@ -36,7 +36,10 @@ struct Layer {
 pub struct ClipText {
     pub cfg: ClipConfig,
     act: Act,
-    token_embedding: Tensor<2>,
+    /// The token table in row blocks that each fit one storage binding (SD 1.x's is 49408 × 768
+    /// f32 = 145 MiB, over a 128 MiB limit).
+    token_parts: Vec<Tensor<2>>,
+    rows_per_part: usize,
     position_embedding: Tensor<2>,
     layers: Vec<Layer>,
     final_ln: LayerNorm,
@@ -55,7 +58,9 @@ impl ClipText {
         }
         let eps = cfg.layer_norm_eps;
         let p = "text_model";
-        let token_embedding = ld.tensor(&format!("{p}.embeddings.token_embedding.weight"), [cfg.vocab_size, d]).await?;
+        let table = ld.file.f32(&format!("{p}.embeddings.token_embedding.weight"), &[cfg.vocab_size, d]).await?;
+        let rows_per_part = ((ld.gpu.max_binding / (4 * d as u64)) as usize).clamp(1, cfg.vocab_size.max(1));
+        let token_parts = table.chunks(rows_per_part * d).map(|c| ld.upload(c.to_vec(), [c.len() / d, d])).collect();
         let position_embedding =
             ld.tensor(&format!("{p}.embeddings.position_embedding.weight"), [cfg.max_position_embeddings, d]).await?;
         let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
@@ -73,7 +78,7 @@ impl ClipText {
             });
         }
         let final_ln = ld.layer_norm(&format!("{p}.final_layer_norm"), d, eps).await?;
-        Ok(ClipText { cfg, act, token_embedding, position_embedding, layers, final_ln })
+        Ok(ClipText { cfg, act, token_parts, rows_per_part, position_embedding, layers, final_ln })
     }
 
     /// ids: B rows of T ≤ max_position_embeddings token ids → [B, T, D].
@@ -93,7 +98,22 @@ impl ClipText {
         let flat: Vec<i32> = ids.iter().flatten().map(|&id| id as i32).collect();
         let idx = Tensor::<1, Int>::from_data(TensorData::new(flat, [b * t]), &gpu.device);
         // [B·T, D] + positions [T, D]
-        let tok = self.token_embedding.clone().select(0, idx).reshape([b, t, d]);
+        let tok = match self.token_parts.len() {
+            1 => self.token_parts[0].clone().select(0, idx),
+            _ => {
+                // One row slice per id from its block (B·T ≤ a few hundred: cheap).
+                let rows = ids
+                    .iter()
+                    .flatten()
+                    .map(|&id| {
+                        let (part, row) = (id as usize / self.rows_per_part, id as usize % self.rows_per_part);
+                        self.token_parts[part].clone().narrow(0, row, 1)
+                    })
+                    .collect();
+                Tensor::cat(rows, 0)
+            }
+        }
+        .reshape([b, t, d]);
         let pos = self.position_embedding.clone().narrow(0, 0, t).unsqueeze_dim::<3>(0);
         let mut x = tok + pos;
         // Causal mask [1, 1, T, T]: 0 on and below the diagonal, -inf above.

@@ -357,22 +357,24 @@ pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Option<Tensor<4
     let kt = k.swap_dims(2, 3);
     let per_query = (b * h * tk * 4) as u64;
     let chunk = ((budget / per_query.max(1)) as usize).clamp(1, tq);
-    let run = |q: Tensor<4>| {
+    // `start`, `len`: the query rows of this chunk (the mask's rows follow them).
+    let run = |q: Tensor<4>, start: usize, len: usize| {
         let s = q.matmul(kt.clone()) * scale;
         let s = match &mask {
-            Some(m) => s + m.clone(),
+            Some(m) if len == tq => s + m.clone(),
+            Some(m) => s + m.clone().narrow(2, start, len),
             None => s,
         };
         softmax(s, 3).matmul(v.clone())
     };
     if chunk >= tq {
-        return run(q);
+        return run(q, 0, tq);
     }
     let mut outs = Vec::with_capacity(tq.div_ceil(chunk));
     let mut start = 0;
     while start < tq {
         let len = chunk.min(tq - start);
-        outs.push(run(q.clone().narrow(2, start, len)));
+        outs.push(run(q.clone().narrow(2, start, len), start, len));
         start += len;
     }
     let _ = (b, h, d);
