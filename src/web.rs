@@ -69,25 +69,30 @@ struct HttpSource {
     len: u64,
 }
 
+/// `fetch` from the page or from a worker, whichever this is.
+async fn fetch(request: &web_sys::Request, url: &str) -> Result<web_sys::Response> {
+    let global = js_sys::global();
+    let promise = if let Some(w) = global.dyn_ref::<web_sys::Window>() {
+        w.fetch_with_request(request)
+    } else if let Some(w) = global.dyn_ref::<web_sys::WorkerGlobalScope>() {
+        w.fetch_with_request(request)
+    } else {
+        return Err(Error::Io("no fetch in this context".into()));
+    };
+    JsFuture::from(promise)
+        .await
+        .map_err(|e| Error::Io(format!("fetch {url}: {}", js_msg(e))))?
+        .dyn_into()
+        .map_err(|_| Error::Io("fetch did not return a Response".into()))
+}
+
 async fn fetch_range(url: &str, start: u64, end_inclusive: u64) -> Result<web_sys::Response> {
     let init = web_sys::RequestInit::new();
     let headers = web_sys::Headers::new().map_err(|e| Error::Io(js_msg(e)))?;
     headers.set("Range", &format!("bytes={start}-{end_inclusive}")).map_err(|e| Error::Io(js_msg(e)))?;
     init.set_headers(&headers);
     let request = web_sys::Request::new_with_str_and_init(url, &init).map_err(|e| Error::Io(js_msg(e)))?;
-    let global = js_sys::global();
-    let promise = if let Some(w) = global.dyn_ref::<web_sys::Window>() {
-        w.fetch_with_request(&request)
-    } else if let Some(w) = global.dyn_ref::<web_sys::WorkerGlobalScope>() {
-        w.fetch_with_request(&request)
-    } else {
-        return Err(Error::Io("no fetch in this context".into()));
-    };
-    let resp: web_sys::Response = JsFuture::from(promise)
-        .await
-        .map_err(|e| Error::Io(format!("fetch {url}: {}", js_msg(e))))?
-        .dyn_into()
-        .map_err(|_| Error::Io("fetch did not return a Response".into()))?;
+    let resp = fetch(&request, url).await?;
     if resp.status() != 206 {
         return Err(Error::Io(format!(
             "{url}: HTTP {} to a range request (the server must support Range requests)",

@@ -8,10 +8,9 @@ use std::rc::Rc;
 
 use js_sys::{Array, Function, Object, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
-use super::{js_msg, HttpSource, State};
+use super::{fetch, js_msg, HttpSource, State};
 use crate::error::{Error, Result};
 use crate::models::diffusion::imageio::{decode_png, encode_png};
 use crate::models::diffusion::nn::WeightQuant;
@@ -24,19 +23,8 @@ pub(super) struct UrlFolder {
 }
 
 async fn fetch_text(url: &str) -> Result<Option<String>> {
-    let global = js_sys::global();
-    let promise = if let Some(w) = global.dyn_ref::<web_sys::Window>() {
-        w.fetch_with_str(url)
-    } else if let Some(w) = global.dyn_ref::<web_sys::WorkerGlobalScope>() {
-        w.fetch_with_str(url)
-    } else {
-        return Err(Error::Io("no fetch in this context".into()));
-    };
-    let resp: web_sys::Response = JsFuture::from(promise)
-        .await
-        .map_err(|e| Error::Io(format!("fetch {url}: {}", js_msg(e))))?
-        .dyn_into()
-        .map_err(|_| Error::Io("fetch did not return a Response".into()))?;
+    let request = web_sys::Request::new_with_str(url).map_err(|e| Error::Io(js_msg(e)))?;
+    let resp = fetch(&request, url).await?;
     match resp.status() {
         200 => {}
         404 => return Ok(None),

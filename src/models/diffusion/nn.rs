@@ -377,7 +377,6 @@ pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Option<Tensor<4
         outs.push(run(q.clone().narrow(2, start, len), start, len));
         start += len;
     }
-    let _ = (b, h, d);
     Tensor::cat(outs, 2)
 }
 
