@@ -41,6 +41,21 @@ fn dot32(v: ptr<function, array<f32, 32>>, x0: u32) -> f32 {
          + dot(vec4<f32>((*v)[28], (*v)[29], (*v)[30], (*v)[31]), X[x0 + 7u]);
 }
 
+// "q8" mode (llama.cpp-compatible numerics): X holds `quantize_act`'s output, integer
+// activations [t, k] then a (scale, sum) pair per (token, 32-chunk); the weight chunk comes from
+// `iquant32` as integers and (p, m): ggml's per-block float arithmetic on an exact integer dot.
+fn xparams(tok: u32, c: u32) -> vec2<f32> {
+    let i = (P.t * P.k) / 2u + tok * (P.k / 32u) + c;
+    let x = X[i / 2u];
+    if ((i & 1u) == 0u) { return x.xy; }
+    return x.zw;
+}
+
+fn dot_q8(v: ptr<function, array<f32, 32>>, pw: vec2<f32>, tok: u32, c: u32) -> f32 {
+    let xp = xparams(tok, c);
+    return pw.x * xp.x * dot32(v, tok * (P.k / 4u) + c * 8u) + pw.y * xp.y;
+}
+
 fn store(t: u32, row: u32, acc: f32, bias: f32) {
     if (t < P.t) {
         let o = t * P.out_stride + P.out_col + row;
@@ -67,7 +82,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
 {{ tile_decl }}
     var v: array<f32, 32>;
     for (var c = 0u; c < chunks; c++) {
-        dequant32(base, c, &v);
+{{ chunk_decode }}
         // Tokens past the end re-read the last row; their sums are never written.
 {{ tile_body }}
     }

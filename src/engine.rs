@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::generate::{self, GenOptions, GenOutput};
 use crate::gguf::GgufFile;
 use crate::gpu::Gpu;
+use crate::kernels::actquant::Numerics;
 use crate::models::llama::{KvCache, Model};
 use crate::source::{read_gguf_header, ByteSource};
 use crate::tokenizer::Tokenizer;
@@ -20,6 +21,8 @@ pub const DEFAULT_CTX: usize = 4096;
 pub struct LoadOptions {
     /// Context length to allocate the KV cache for; 0 = min(model's, DEFAULT_CTX).
     pub ctx: usize,
+    /// Matmul numerics: exact f32 (default) or llama.cpp's activation rounding.
+    pub numerics: Numerics,
 }
 
 pub struct Engine {
@@ -55,7 +58,8 @@ impl Engine {
             )));
         }
         let ctx = if opts.ctx == 0 { cfg.ctx_train.min(DEFAULT_CTX) } else { opts.ctx };
-        let model = Model::load(&gpu, &gguf, src, ctx, progress).await?;
+        let mut model = Model::load(&gpu, &gguf, src, ctx, progress).await?;
+        model.numerics = opts.numerics;
         let mut cache = model.new_cache(&gpu);
         // Compile every pipeline now (a 2-token prefill and a 1-token step use them all), so
         // the first real token does not pay for shader compilation.
@@ -94,6 +98,7 @@ impl Engine {
 
     /// Generate from prompt ids, streaming text to `on_text` (return `false` to stop).
     pub async fn generate(&mut self, prompt: &[u32], opts: &GenOptions, on_text: &mut dyn FnMut(&str) -> bool) -> Result<GenOutput> {
+        self.gpu.check()?;
         generate::generate(&self.gpu, &self.model, &self.tokenizer, &mut self.cache, prompt, opts, on_text).await
     }
 

@@ -16,7 +16,7 @@ fn model_bytes(rel: &str) -> Vec<u8> {
 }
 
 fn load_bytes(bytes: Vec<u8>) -> Result<Engine, Error> {
-    pollster::block_on(Engine::load(&SliceSource(bytes), &LoadOptions { ctx: 64 }, &mut |_, _| {}))
+    pollster::block_on(Engine::load(&SliceSource(bytes), &LoadOptions { ctx: 64, ..Default::default() }, &mut |_, _| {}))
 }
 
 #[test]
@@ -58,7 +58,7 @@ fn unknown_architecture_is_unsupported() {
 fn tiny_engine(ctx: usize) -> Engine {
     let path = format!("{ROOT}/target/fixtures/tiny-qwen2.gguf");
     let src = FileSource::open(std::path::Path::new(&path)).expect("run ./build.sh fixtures");
-    pollster::block_on(Engine::load(&src, &LoadOptions { ctx }, &mut |_, _| {})).expect("load")
+    pollster::block_on(Engine::load(&src, &LoadOptions { ctx, ..Default::default() }, &mut |_, _| {})).expect("load")
 }
 
 #[test]

@@ -4,11 +4,16 @@
 //! GGUFs of other architectures written by tests/fixtures/make_tiny_models.py (qwen2 with QKV
 //! bias, llama with untied output + rope_freqs + mixed quants, llama with K-quants, qwen3).
 //!
+//! Each model runs twice: with exact f32 numerics against the float64 reference, and with
+//! llama.cpp-compatible numerics (`Numerics::Ggml`: activations rounded to 8 bits before
+//! quantized matmuls, as llama.cpp's CPU backend does) against llama.cpp itself.
+//!
 //! Near-ties are reported, never hidden: a greedy divergence is accepted only right after a
-//! step where the reference's top-2 logit gap is below `NEAR_TIE`, and the test prints it.
+//! step where the reference's top-2 logit gap is below the bar, and the test prints it.
 
 use aigc::engine::{Engine, LoadOptions};
 use aigc::generate::GenOptions;
+use aigc::kernels::actquant::Numerics;
 use aigc::sampling::SamplerConfig;
 use aigc::source::FileSource;
 use serde_json::Value;
@@ -17,11 +22,16 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// A divergence from the float64 reference is a near-tie when its top-2 gap there is below this
 /// (our logits sit within ~1e-4 of it, so this is generous).
 const NEAR_TIE: f64 = 0.05;
-/// llama.cpp's CPU backend rounds activations to 8 bits before quantized matmuls (f16 for F16
-/// weights), which moves SmolLM2's logits by ~0.1 (its own top-1 agreement with exact math is
-/// 96.8% on the perplexity text). A divergence from llama.cpp is accepted where its gap is
-/// below this noise, and reported.
+/// llama.cpp's CPU backend rounds activations to 8 bits before quantized matmuls. With
+/// SmolLM2's outlier activations that makes its logits chaotic at the ulp level: one activation
+/// within float noise of a rounding boundary moves logits by 0.05–0.5 (measured: with the same
+/// rounding emulated, half of all single-token runs still differ, and which ones changes with a
+/// 1e-8 perturbation). A divergence from llama.cpp is accepted where its top-2 gap is below
+/// this noise, and reported.
 const NEAR_TIE_LLAMA_CPP: f64 = 0.15;
+/// Tiny random models have no outliers: there ggml numerics match llama.cpp's logits to ~1e-5
+/// and greedy runs may only diverge after a real near-tie (fidelity.md's 1e-3).
+const NEAR_TIE_TINY_LLAMA_CPP: f64 = 1e-3;
 
 fn fixture(name: &str) -> Value {
     let path = format!("{ROOT}/tests/fixtures/models/{name}");
@@ -29,10 +39,10 @@ fn fixture(name: &str) -> Value {
     serde_json::from_str(&text).expect("fixture JSON")
 }
 
-fn load(path: &str, ctx: usize) -> Engine {
+fn load(path: &str, ctx: usize, numerics: Numerics) -> Engine {
     assert!(std::path::Path::new(path).exists(), "{path} is missing: run ./build.sh setup (real model) or ./build.sh fixtures (tiny models)");
     let src = FileSource::open(std::path::Path::new(path)).expect("open model");
-    pollster::block_on(Engine::load(&src, &LoadOptions { ctx }, &mut |_, _| {})).expect("load model")
+    pollster::block_on(Engine::load(&src, &LoadOptions { ctx, numerics }, &mut |_, _| {})).expect("load model")
 }
 
 fn ids(v: &Value) -> Vec<u32> {
@@ -64,11 +74,23 @@ fn check_greedy(what: &str, ours: &[u32], reference: &[u32], gaps: &[f64], near_
     }
 }
 
+/// The references list the end-of-generation token they stopped at; we stop before it.
+fn without_eog(engine: &Engine, mut v: Vec<u32>) -> Vec<u32> {
+    if v.last().is_some_and(|&t| engine.tokenizer.is_eog(t)) {
+        v.pop();
+    }
+    v
+}
+
+/// 32 greedy tokens on every committed prompt (f32 numerics): against the float64 reference
+/// (divergence only after a real near-tie) and against llama.cpp (only where llama.cpp's own
+/// noise could flip the choice). Under ggml numerics SmolLM2's greedy runs are not compared: the
+/// same chaos moves logits by up to 0.5 (perplexity below, exact logits on the tiny models).
 #[test]
 fn smollm2_greedy_matches_llama_cpp() {
     let fx = fixture("smollm2.json");
-    let mut engine = load(&format!("{ROOT}/models/SmolLM2-135M-Instruct.Q4_1.gguf"), 512);
     let mut report = Vec::new();
+    let mut engine = load(&format!("{ROOT}/models/SmolLM2-135M-Instruct.Q4_1.gguf"), 512, Numerics::F32);
     for p in fx["prompts"].as_array().expect("prompts") {
         let name = p["name"].as_str().unwrap_or("?");
         let text = p["text"].as_str().expect("text");
@@ -76,75 +98,80 @@ fn smollm2_greedy_matches_llama_cpp() {
         let prompt = if p["kind"] == "chat" { engine.encode_chat(text) } else { engine.encode_plain(text) };
         assert_eq!(prompt, want_prompt, "{name}: prompt tokenization differs from llama.cpp");
         let ours = greedy(&mut engine, &prompt, 32);
-        let g = &p["greedy"];
-        // The references list the end-of-generation token they stopped at; we stop before it.
-        let eog = |mut v: Vec<u32>| {
-            if v.last().is_some_and(|&t| engine.tokenizer.is_eog(t)) {
-                v.pop();
-            }
-            v
-        };
-        let (g_ids, n_ids) = (eog(ids(&g["ids"])), eog(ids(&p["numpy_f64"]["greedy"]["ids"])));
-        report.push(check_greedy(&format!("{name} vs llama.cpp"), &ours, &g_ids, &floats(&g["gaps"]), NEAR_TIE_LLAMA_CPP));
-        let n = &p["numpy_f64"]["greedy"];
-        report.push(check_greedy(&format!("{name} vs float64 numpy"), &ours, &n_ids, &floats(&n["gaps"]), NEAR_TIE));
+        let (g, n) = (&p["greedy"], &p["numpy_f64"]["greedy"]);
+        report.push(check_greedy(&format!("{name} vs llama.cpp"), &ours, &without_eog(&engine, ids(&g["ids"])), &floats(&g["gaps"]), NEAR_TIE_LLAMA_CPP));
+        report.push(check_greedy(&format!("{name} vs float64"), &ours, &without_eog(&engine, ids(&n["ids"])), &floats(&n["gaps"]), NEAR_TIE));
     }
     println!("{}", report.join("\n"));
 }
 
 /// Perplexity over the first `AIGC_PPL_WINDOWS` windows (default: all 6 of the fixture) of the
-/// committed text, compared with llama.cpp and the float64 reference over the same windows.
+/// committed text, under both numerics: within 0.5% of llama.cpp's, and for f32 numerics within
+/// 0.5% of the float64 reference at ≥ 99% top-1 agreement (fidelity.md). Top-1 agreement with
+/// llama.cpp must reach llama.cpp's own build-to-build agreement (llama_cpp_cross_build.json).
 #[test]
 fn smollm2_perplexity_matches_references() {
     let fx = fixture("smollm2.json");
     let ppl = &fx["perplexity"];
     let window = ppl["window"].as_u64().expect("window") as usize;
     let n_windows = std::env::var("AIGC_PPL_WINDOWS").ok().and_then(|v| v.parse().ok()).unwrap_or(6usize);
-    let mut engine = load(&format!("{ROOT}/models/SmolLM2-135M-Instruct.Q4_1.gguf"), window);
     let text = std::fs::read_to_string(format!("{ROOT}/tests/fixtures/perplexity.txt")).expect("text");
-    let tokens = engine.encode_plain(&text);
-    assert_eq!(tokens.len() as u64, ppl["n_tokens"].as_u64().expect("n_tokens"), "tokenization differs from llama.cpp");
-    let take = (n_windows * window).min(tokens.len());
-    let r = pollster::block_on(engine.perplexity(&tokens[..take], window)).expect("perplexity");
-    let n = r.scored;
-    let ref_nll = &floats(&ppl["nll"])[..n];
-    let ref_argmax = &ids(&ppl["argmax"])[..n];
-    let ref_gap = &floats(&ppl["gap"])[..n];
-    let np_nll = &floats(&ppl["numpy_f64"]["nll"])[..n];
-    let np_argmax = &ids(&ppl["numpy_f64"]["argmax"])[..n];
     let ppl_of = |nll: &[f64]| (nll.iter().sum::<f64>() / nll.len() as f64).exp();
-    let (ours, lcpp, np) = (r.perplexity, ppl_of(ref_nll), ppl_of(np_nll));
-    let agree = |a: &[u32]| r.argmax.iter().zip(a).filter(|(x, y)| x == y).count() as f64 / n as f64;
-    let (agree_lcpp, agree_np) = (agree(ref_argmax), agree(np_argmax));
-    let near_tie_misses = r.argmax.iter().zip(ref_argmax).zip(ref_gap).filter(|((x, y), g)| x != y && **g < NEAR_TIE).count();
-    println!(
-        "perplexity over {n} scored tokens: ours {ours:.4}, llama.cpp {lcpp:.4} ({:+.3}%), float64 {np:.4} ({:+.3}%)\n\
-         top-1 agreement: with llama.cpp {:.2}% ({} misses, {near_tie_misses} at near-ties), with float64 {:.2}%",
-        (ours / lcpp - 1.0) * 100.0,
-        (ours / np - 1.0) * 100.0,
-        agree_lcpp * 100.0,
-        r.argmax.iter().zip(ref_argmax).filter(|(x, y)| x != y).count(),
-        agree_np * 100.0
-    );
-    assert!((ours / lcpp - 1.0).abs() < 0.005, "perplexity {ours} not within 0.5% of llama.cpp's {lcpp}");
-    assert!((ours / np - 1.0).abs() < 0.005, "perplexity {ours} not within 0.5% of the float64 reference {np}");
-    assert!(agree_np >= 0.99, "top-1 agreement with the float64 reference {agree_np}");
+    // llama.cpp against itself: its AVX2 build agrees with the AVX-512 build of the fixture on
+    // only ~96% of top-1 tokens (tests/fixtures/llama_cpp_cross_build.py). We are held to that.
+    let cross = fixture("llama_cpp_cross_build.json");
+    let self_agreement = cross["top1_agreement"].as_f64().expect("top1_agreement");
+    for numerics in [Numerics::F32, Numerics::Ggml] {
+        let mut engine = load(&format!("{ROOT}/models/SmolLM2-135M-Instruct.Q4_1.gguf"), window, numerics);
+        let tokens = engine.encode_plain(&text);
+        assert_eq!(tokens.len() as u64, ppl["n_tokens"].as_u64().expect("n_tokens"), "tokenization differs from llama.cpp");
+        // ggml numerics over the first 2 windows only (CI time): its perplexity is checked, its
+        // agreement reported (over so few tokens it is too noisy to hold to the bar).
+        let windows = if numerics == Numerics::F32 { n_windows } else { n_windows.min(2) };
+        let take = (windows * window).min(tokens.len());
+        let r = pollster::block_on(engine.perplexity(&tokens[..take], window)).expect("perplexity");
+        let n = r.scored;
+        let (lcpp_nll, lcpp_argmax, lcpp_gap) = (&floats(&ppl["nll"])[..n], &ids(&ppl["argmax"])[..n], &floats(&ppl["gap"])[..n]);
+        let (np_nll, np_argmax) = (&floats(&ppl["numpy_f64"]["nll"])[..n], &ids(&ppl["numpy_f64"]["argmax"])[..n]);
+        let agree = |a: &[u32]| r.argmax.iter().zip(a).filter(|(x, y)| x == y).count() as f64 / n as f64;
+        let misses = r.argmax.iter().zip(lcpp_argmax).filter(|(x, y)| x != y).count();
+        let noisy = r.argmax.iter().zip(lcpp_argmax).zip(lcpp_gap).filter(|((x, y), g)| x != y && **g < NEAR_TIE_LLAMA_CPP).count();
+        let (ours, lcpp, np) = (r.perplexity, ppl_of(lcpp_nll), ppl_of(np_nll));
+        let nm = numerics.name();
+        println!(
+            "{nm} numerics, {n} scored tokens: perplexity {ours:.4}; llama.cpp {lcpp:.4} ({:+.3}%), float64 {np:.4} ({:+.3}%)\n  \
+             top-1 agreement with llama.cpp {:.2}% ({misses} misses, {noisy} where llama.cpp's top-2 gap < {NEAR_TIE_LLAMA_CPP}; \
+             llama.cpp's AVX2 build: {:.2}%), with float64 {:.2}%",
+            (ours / lcpp - 1.0) * 100.0,
+            (ours / np - 1.0) * 100.0,
+            agree(lcpp_argmax) * 100.0,
+            self_agreement * 100.0,
+            agree(np_argmax) * 100.0
+        );
+        assert!((ours / lcpp - 1.0).abs() < 0.005, "{nm}: perplexity {ours} not within 0.5% of llama.cpp's {lcpp}");
+        assert!(
+            numerics == Numerics::Ggml || agree(lcpp_argmax) >= self_agreement,
+            "{nm}: top-1 agreement with llama.cpp {} is below llama.cpp's own build-to-build {self_agreement}",
+            agree(lcpp_argmax)
+        );
+        if numerics == Numerics::F32 {
+            assert!((ours / np - 1.0).abs() < 0.005, "perplexity {ours} not within 0.5% of the float64 reference {np}");
+            assert!(agree(np_argmax) >= 0.99, "top-1 agreement with the float64 reference {}", agree(np_argmax));
+        }
+    }
 }
 
-/// Tiny random-weight models: logits of a forced sequence against the float64 reference, and
-/// greedy continuations against llama.cpp.
-fn tiny(name: &str, file: &str) {
-    let fx = fixture(name);
-    let mut engine = load(&format!("{ROOT}/target/fixtures/{file}"), 256);
-    let forced = &fx["forced"];
+/// Logits of the fixture's forced sequence at its 64 fixed ids, compared with `want` [pos][64];
+/// returns (max |Δ|, largest |logit|) after checking the argmax at every position.
+fn forced_logits(engine: &mut Engine, forced: &Value, want: &[Value], top20: &[Value], what: &str) -> (f64, f64) {
     let seq = ids(&forced["ids"]);
     let fixed = ids(&forced["fixed_ids"]);
     let gpu = engine.gpu.clone();
     engine.cache.clear();
     let logits = engine.model.forward(&gpu, &seq, &mut engine.cache, true).expect("forward");
     let logits = pollster::block_on(gpu.read_f32(&logits)).expect("read");
+    engine.cache.clear();
     let vocab = engine.model.cfg.vocab;
-    let want = forced["numpy_f64"]["fixed_logits"].as_array().expect("rows");
     let (mut max_abs, mut scale) = (0f64, 0f64);
     for (pos, row) in want.iter().enumerate() {
         for (j, &id) in fixed.iter().enumerate() {
@@ -153,25 +180,47 @@ fn tiny(name: &str, file: &str) {
             max_abs = max_abs.max((got - w).abs());
             scale = scale.max(w.abs());
         }
-        let top = forced["numpy_f64"]["top20"][pos][0][0].as_u64().expect("top id") as usize;
+        let top = top20[pos][0][0].as_u64().expect("top id") as usize;
         let row_logits = &logits[pos * vocab..(pos + 1) * vocab];
         let best = row_logits.iter().enumerate().fold((0, f32::MIN), |a, (i, &v)| if v > a.1 { (i, v) } else { a }).0;
-        assert_eq!(best, top, "{name}: argmax at position {pos}");
+        assert_eq!(best, top, "{what}: argmax at position {pos}");
     }
-    println!("{name}: forced logits vs float64: max |Δ| {max_abs:.2e} (logits up to {scale:.1})");
-    // Logits are rounded to 5 decimals in the fixture.
-    assert!(max_abs <= 2e-4 * scale.max(1.0), "{name}: logits differ from the float64 reference by {max_abs}");
+    (max_abs, scale)
+}
 
-    // llama.cpp's 8-bit activations move these random models' logits by up to
-    // forced.llamacpp_vs_numpy.max_abs; twice that is its noise floor for near-ties.
-    let noise = 2.0 * forced["llamacpp_vs_numpy"]["max_abs"].as_f64().expect("noise");
-    for p in fx["prompts"].as_array().expect("prompts") {
-        let prompt = ids(&p["prompt_ids"]);
-        let ours = greedy(&mut engine, &prompt, 32);
-        let (g, n) = (&p["greedy"], &p["numpy_f64"]["greedy"]);
-        let pname = p["name"].as_str().unwrap_or("?");
-        println!("{}", check_greedy(&format!("{name} {pname} vs float64"), &ours, &ids(&n["ids"]), &floats(&n["gaps"]), NEAR_TIE));
-        println!("{}", check_greedy(&format!("{name} {pname} vs llama.cpp"), &ours, &ids(&g["ids"]), &floats(&g["gaps"]), noise.max(NEAR_TIE)));
+/// Tiny random-weight models: logits of a forced sequence and greedy continuations, with f32
+/// numerics against the float64 reference and with ggml numerics against llama.cpp.
+fn tiny(name: &str, file: &str) {
+    let fx = fixture(name);
+    let forced = &fx["forced"];
+    let path = format!("{ROOT}/target/fixtures/{file}");
+    for numerics in [Numerics::F32, Numerics::Ggml] {
+        let mut engine = load(&path, 256, numerics);
+        let (reference, want, top20) = match numerics {
+            Numerics::F32 => ("float64", &forced["numpy_f64"]["fixed_logits"], &forced["numpy_f64"]["top20"]),
+            Numerics::Ggml => ("llama.cpp", &forced["fixed_logits"], &forced["top20"]),
+        };
+        let what = format!("{name} {} numerics vs {reference}", numerics.name());
+        let (max_abs, scale) = forced_logits(&mut engine, forced, want.as_array().expect("rows"), top20.as_array().expect("top20"), &what);
+        println!("{what}: forced logits max |Δ| {max_abs:.2e} (logits up to {scale:.1}; llama.cpp vs float64: {:.2e})", forced["llamacpp_vs_numpy"]["max_abs"].as_f64().unwrap_or(f64::NAN));
+        // Logits are rounded to 5 decimals in the fixture. Under ggml numerics most positions
+        // match llama.cpp to ~1e-5, but an activation within f32 noise of an f16 (or 8-bit)
+        // rounding boundary can round the other way than in llama.cpp (different summation
+        // order), moving that position's logits by up to ~4e-4 of their scale (seen with F16
+        // weights, whose boundaries are 16x denser than Q8's); later positions inherit it.
+        let bar = if numerics == Numerics::F32 { 2e-4 } else { 1e-3 };
+        assert!(max_abs <= bar * scale.max(1.0), "{what}: logits differ by {max_abs}");
+        for p in fx["prompts"].as_array().expect("prompts") {
+            let prompt = ids(&p["prompt_ids"]);
+            let ours = greedy(&mut engine, &prompt, 32);
+            let g = match numerics {
+                Numerics::F32 => &p["numpy_f64"]["greedy"],
+                Numerics::Ggml => &p["greedy"],
+            };
+            let bar = if numerics == Numerics::F32 { NEAR_TIE } else { NEAR_TIE_TINY_LLAMA_CPP };
+            let pname = p["name"].as_str().unwrap_or("?");
+            println!("{}", check_greedy(&format!("{what} {pname}"), &ours, &ids(&g["ids"]), &floats(&g["gaps"]), bar));
+        }
     }
 }
 

@@ -18,7 +18,7 @@ fn small_binding_limit_splits_weights_and_generates_identically() {
     assert_eq!(gpu.max_binding, 4 << 20, "the knob must be read at initialisation");
     let path = format!("{ROOT}/models/SmolLM2-135M-Instruct.Q4_1.gguf");
     let src = FileSource::open(std::path::Path::new(&path)).expect("run ./build.sh setup to fetch the model");
-    let mut engine = pollster::block_on(Engine::load(&src, &LoadOptions { ctx: 128 }, &mut |_, _| {})).expect("load");
+    let mut engine = pollster::block_on(Engine::load(&src, &LoadOptions { ctx: 128, ..Default::default() }, &mut |_, _| {})).expect("load");
 
     assert_eq!(engine.model.embed_parts(), 8, "a 30.4 MiB table in 4 MiB buffers");
     let fx: serde_json::Value =

@@ -12,6 +12,7 @@ use aigc::chat::Message;
 use aigc::engine::{Engine, LoadOptions};
 use aigc::generate::GenOptions;
 use aigc::gguf::GgufFile;
+use aigc::kernels::actquant::Numerics;
 use aigc::kernels::stats;
 use aigc::sampling::{SamplerConfig, SamplerOverrides};
 use aigc::source::{read_gguf_header, FileSource};
@@ -40,6 +41,9 @@ enum Cmd {
         file: PathBuf,
         #[arg(long, default_value_t = 256)]
         ctx: usize,
+        /// Matmul numerics: f32 (exact) or ggml (llama.cpp's 8-bit activations).
+        #[arg(long, default_value = "f32")]
+        numerics: String,
         #[arg(long)]
         json: bool,
     },
@@ -51,6 +55,9 @@ enum Cmd {
         prompt_tokens: usize,
         #[arg(long, default_value_t = 64)]
         gen_tokens: usize,
+        /// Matmul numerics: f32 (exact) or ggml (llama.cpp's 8-bit activations).
+        #[arg(long, default_value = "f32")]
+        numerics: String,
         #[arg(long)]
         json: bool,
     },
@@ -94,6 +101,9 @@ struct TextArgs {
     /// Context length to allocate (default: min(model's, 4096)).
     #[arg(long, default_value_t = 0)]
     ctx: usize,
+    /// Matmul numerics: f32 (exact) or ggml (llama.cpp's 8-bit activations: its tokens).
+    #[arg(long, default_value = "f32")]
+    numerics: String,
     /// After generating, print one line of JSON with ids and speeds.
     #[arg(long)]
     json: bool,
@@ -115,13 +125,14 @@ async fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Inspect { model } => inspect(&model).await,
         Cmd::Text(args) => text(args).await,
-        Cmd::Perplexity { model, file, ctx, json } => perplexity(&model, &file, ctx, json).await,
-        Cmd::Bench { model, prompt_tokens, gen_tokens, json } => bench(&model, prompt_tokens, gen_tokens, json).await,
+        Cmd::Perplexity { model, file, ctx, numerics, json } => perplexity(&model, &file, ctx, &numerics, json).await,
+        Cmd::Bench { model, prompt_tokens, gen_tokens, numerics, json } => bench(&model, prompt_tokens, gen_tokens, &numerics, json).await,
         Cmd::Image(args) => image::run(args).await,
     }
 }
 
-async fn load(path: &PathBuf, ctx: usize) -> Result<Engine> {
+async fn load(path: &PathBuf, ctx: usize, numerics: &str) -> Result<Engine> {
+    let numerics = Numerics::parse(numerics)?;
     let src = FileSource::open(path)?;
     let mut last = 0u64;
     let mut progress = |done: u64, total: u64| {
@@ -132,7 +143,7 @@ async fn load(path: &PathBuf, ctx: usize) -> Result<Engine> {
             eprintln!("loading {pct}%");
         }
     };
-    Engine::load(&src, &LoadOptions { ctx }, &mut progress).await
+    Engine::load(&src, &LoadOptions { ctx, numerics }, &mut progress).await
 }
 
 async fn inspect(path: &PathBuf) -> Result<()> {
@@ -188,7 +199,7 @@ fn sampler_from(a: &TextArgs) -> SamplerConfig {
 async fn text(a: TextArgs) -> Result<()> {
     let sampler = sampler_from(&a);
     sampler.validate().map_err(|e| Error::InvalidOption(e.to_string()))?;
-    let mut engine = load(&a.model, a.ctx).await?;
+    let mut engine = load(&a.model, a.ctx, &a.numerics).await?;
     let prompt = if a.chat {
         let mut msgs = Vec::new();
         if let Some(s) = &a.system {
@@ -224,9 +235,9 @@ async fn text(a: TextArgs) -> Result<()> {
     Ok(())
 }
 
-async fn perplexity(model: &PathBuf, file: &PathBuf, ctx: usize, json: bool) -> Result<()> {
+async fn perplexity(model: &PathBuf, file: &PathBuf, ctx: usize, numerics: &str, json: bool) -> Result<()> {
     let text = std::fs::read_to_string(file).map_err(|e| Error::Io(format!("{}: {e}", file.display())))?;
-    let mut engine = load(model, ctx.max(2)).await?;
+    let mut engine = load(model, ctx.max(2), numerics).await?;
     let tokens = engine.encode_plain(&text);
     let r = engine.perplexity(&tokens, ctx).await?;
     if json {
@@ -237,9 +248,9 @@ async fn perplexity(model: &PathBuf, file: &PathBuf, ctx: usize, json: bool) -> 
     Ok(())
 }
 
-async fn bench(model: &PathBuf, prompt_tokens: usize, gen_tokens: usize, json: bool) -> Result<()> {
+async fn bench(model: &PathBuf, prompt_tokens: usize, gen_tokens: usize, numerics: &str, json: bool) -> Result<()> {
     let ctx = (prompt_tokens + gen_tokens + 1).max(64);
-    let mut engine = load(model, ctx).await?;
+    let mut engine = load(model, ctx, numerics).await?;
     let gpu = engine.gpu.clone();
     // A deterministic prompt: real text, repeated until it is long enough.
     let seed_text = "The quick brown fox jumps over the lazy dog while the river runs to the sea. ";
@@ -289,7 +300,7 @@ async fn bench(model: &PathBuf, prompt_tokens: usize, gen_tokens: usize, json: b
             "prompt_tokens": prompt.len(), "gen_tokens": gen_tokens,
             "prefill_tokens_per_s": prompt.len() as f64 / prefill_s,
             "decode_tokens_per_s": decode_tps,
-            "dispatches_per_token": dispatches,
+            "dispatches_per_token": dispatches, "numerics": engine.model.numerics.name(),
             "gemv_gb_per_s": gemv_gbs,
             "decode_weight_gb_per_s": model_gbs,
         });
@@ -305,7 +316,7 @@ async fn bench(model: &PathBuf, prompt_tokens: usize, gen_tokens: usize, json: b
         );
         println!("prefill: {} tokens in {:.3} s = {:.1} tokens/s", prompt.len(), prefill_s, prompt.len() as f64 / prefill_s);
         println!("decode: {gen_tokens} tokens in {decode_s:.3} s = {decode_tps:.2} tokens/s");
-        println!("dispatches per generated token: {dispatches:.0}");
+        println!("dispatches per generated token: {dispatches:.0} (numerics {})", engine.model.numerics.name());
         println!("quantized GEMV (LM head, {:.1} MiB {}): {gemv_gbs:.2} GB/s", engine.model.lm_head_bytes() as f64 / 1048576.0, "weights");
         println!("decode weight traffic: {model_gbs:.2} GB/s ({:.1} MiB of matmul weights per token)", engine.model.matmul_bytes as f64 / 1048576.0);
     }

@@ -13,6 +13,7 @@
 use burn::backend::wgpu::CubeTensor;
 use burn::cubecl::server::Handle;
 
+use super::actquant::{quantize_act, ActMode, Numerics};
 use super::{grid, launch, params, ShaderKernel};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -198,20 +199,47 @@ struct MatmulParams {
 
 /// y = x · Wᵀ (+ bias) for x [t, n_in] → y [t, n_out].
 pub fn matmul(gpu: &Gpu, x: &CubeTensor, lin: &Linear, t: usize) -> CubeTensor {
+    linear(gpu, x, lin, t, Numerics::F32)
+}
+
+/// [`matmul`] with the chosen numerics.
+pub fn linear(gpu: &Gpu, x: &CubeTensor, lin: &Linear, t: usize, numerics: Numerics) -> CubeTensor {
     let y = gpu.empty_f32(&[t, lin.n_out]);
-    matmul_into(gpu, x, lin, t, &y, false);
+    linear_into(gpu, x, lin, t, &y, false, numerics);
     y
 }
 
 /// Write (or with `accumulate`, add) x · Wᵀ (+ bias) into `y` [t, n_out] in place. Adding is how
 /// the residual connection happens without a separate dispatch.
 pub fn matmul_into(gpu: &Gpu, x: &CubeTensor, lin: &Linear, t: usize, y: &CubeTensor, accumulate: bool) {
+    linear_into(gpu, x, lin, t, y, accumulate, Numerics::F32)
+}
+
+/// [`matmul_into`] with the chosen numerics: under [`Numerics::Ggml`] the activations are first
+/// rounded as llama.cpp's CPU backend rounds them for each part's weight type (once per mode).
+pub fn linear_into(gpu: &Gpu, x: &CubeTensor, lin: &Linear, t: usize, y: &CubeTensor, accumulate: bool, numerics: Numerics) {
     // Every binding must be bound even when unused: a 4-byte stand-in when there is no bias.
     let bias = match &lin.bias {
         Some(b) => b.handle.clone(),
         None => gpu.unused.clone(),
     };
+    let mut rounded: Vec<(ActMode, CubeTensor)> = Vec::new();
     for (w, col) in &lin.parts {
+        let act = match numerics {
+            Numerics::F32 => None,
+            Numerics::Ggml => ActMode::for_weight(w.ty),
+        };
+        let input = match act {
+            None => x.clone(),
+            Some(mode) => match rounded.iter().find(|(m, _)| *m == mode) {
+                Some((_, r)) => r.clone(),
+                None => {
+                    let r = quantize_act(gpu, x, t, lin.n_in, mode);
+                    rounded.push((mode, r.clone()));
+                    r
+                }
+            },
+        };
         let groups = (w.rows as u32).div_ceil(ROWS_PER_GROUP);
         let (gx, gy) = grid(groups);
         let flags = u32::from(lin.bias.is_some()) | (u32::from(accumulate) << 1);
@@ -226,13 +254,14 @@ pub fn matmul_into(gpu: &Gpu, x: &CubeTensor, lin: &Linear, t: usize, y: &CubeTe
             _pad: 0,
         };
         let tile = if t == 1 { 1 } else { TILE_T };
+        let variant = if act.is_some_and(ActMode::is_integer) { "q8" } else { "" };
         launch(
             gpu,
-            ShaderKernel { name: "matmul_q", source: MATMUL, qtype: Some(w.ty), tile_t: tile },
+            ShaderKernel { name: "matmul_q", source: MATMUL, qtype: Some(w.ty), tile_t: tile, variant },
             (gx, gy, (t as u32).div_ceil(tile)),
             vec![
                 w.handle.clone().binding(),
-                x.handle.clone().binding(),
+                input.handle.clone().binding(),
                 bias.clone().binding(),
                 y.handle.clone().binding(),
                 params(gpu, &p).binding(),
@@ -270,7 +299,7 @@ pub fn get_rows(gpu: &Gpu, emb: &Linear, ids: &Handle, t: usize) -> CubeTensor {
         let (gx, gy) = grid(items.div_ceil(64));
         launch(
             gpu,
-            ShaderKernel { name: "get_rows", source: GET_ROWS, qtype: Some(w.ty), tile_t: 0 },
+            ShaderKernel { name: "get_rows", source: GET_ROWS, qtype: Some(w.ty), tile_t: 0, variant: "" },
             (gx, gy, 1),
             vec![w.handle.clone().binding(), ids.clone().binding(), y.handle.clone().binding(), params(gpu, &p).binding()],
         );

@@ -8,9 +8,11 @@
 //! ([`grid`]); shaders rebuild the linear index from `num_workgroups`.
 //! Pipelines are cached by cubecl under [`ShaderKernel::id`]: (kernel name, quant type).
 
+pub mod actquant;
 pub mod attention;
 pub mod conv;
 pub mod ffn;
+pub mod ggml_ref;
 pub mod matmul;
 pub mod norm;
 pub mod reference;
@@ -34,11 +36,14 @@ pub struct ShaderKernel {
     pub qtype: Option<GgmlType>,
     /// Tokens per tile for the matmul (`{{ tile_t }}`); 0 where unused.
     pub tile_t: u32,
+    /// A variant of the shader (`{{ mode }}`): the matmul's "q8" mode, `quantize_act`'s
+    /// target; "" where unused.
+    pub variant: &'static str,
 }
 
 impl ShaderKernel {
     pub fn plain(name: &'static str, source: &'static str) -> Self {
-        ShaderKernel { name, source, qtype: None, tile_t: 0 }
+        ShaderKernel { name, source, qtype: None, tile_t: 0, variant: "" }
     }
 }
 
@@ -61,10 +66,19 @@ pub fn wgsl_quant_name(ty: GgmlType) -> &'static str {
 
 impl KernelSource for ShaderKernel {
     fn source(&self) -> SourceTemplate {
+        // The matmul's per-chunk code: f32 activations times dequantized weights, or (q8)
+        // integer activations times integer weights with ggml's per-block scaling.
+        let (decode, body): (&str, fn(u32) -> String) = if self.variant == "q8" {
+            ("        let pw = iquant32(base, c, &v);", |i| format!("        a{i} += dot_q8(&v, pw, min(t0 + {i}u, tl), c);"))
+        } else {
+            ("        dequant32(base, c, &v);", |i| format!("        a{i} += dot32(&v, min(t0 + {i}u, tl) * k4 + c * 8u);"))
+        };
         let template = SourceTemplate::new(self.source)
             .register("tile_t", self.tile_t.to_string())
+            .register("mode", self.variant)
+            .register("chunk_decode", decode)
             .register("tile_decl", tile_code(self.tile_t, |i| format!("    var a{i} = 0.0;")))
-            .register("tile_body", tile_code(self.tile_t, |i| format!("        a{i} += dot32(&v, min(t0 + {i}u, tl) * k4 + c * 8u);")))
+            .register("tile_body", tile_code(self.tile_t, body))
             .register("tile_store", tile_code(self.tile_t, |i| format!("    store(t0 + {i}u, row, a{i}, bias);")));
         match self.qtype {
             Some(ty) => template
@@ -75,7 +89,7 @@ impl KernelSource for ShaderKernel {
     }
 
     fn id(&self) -> KernelId {
-        KernelId::new::<Self>().info((self.name, self.qtype.map(|t| t.id()), self.tile_t))
+        KernelId::new::<Self>().info((self.name, self.qtype.map(|t| t.id()), self.tile_t, self.variant))
     }
 
     fn lang(&self) -> &'static str {

@@ -22,7 +22,8 @@ use crate::gguf::{GgufFile, TensorInfo};
 use crate::gpu::Gpu;
 use crate::kernels::attention::attention;
 use crate::kernels::ffn::swiglu;
-use crate::kernels::matmul::{get_rows, matmul, matmul_into, Linear};
+use crate::kernels::actquant::Numerics;
+use crate::kernels::matmul::{get_rows, linear, linear_into, Linear};
 use crate::kernels::norm::rms_norm;
 use crate::kernels::rope::{rope_store, rope_table, HeadShape};
 use crate::quant::{dequantize_row_to_vec, GgmlType};
@@ -53,6 +54,8 @@ pub struct Model {
     pub weight_bytes: usize,
     /// Bytes read per decoded token by the matmuls (all layers + LM head).
     pub matmul_bytes: usize,
+    /// How the matmuls treat activations (exact f32, or llama.cpp's 8-bit rounding).
+    pub numerics: Numerics,
 }
 
 /// The KV cache of one sequence: per layer K and V [n_kv, ctx, hd], allocated once.
@@ -181,7 +184,7 @@ impl Model {
 
         let layer_bytes: usize = layers.iter().map(|l| l.qkv.n_bytes() + l.wo.n_bytes() + l.gate_up.n_bytes() + l.down.n_bytes()).sum();
         let matmul_bytes = layer_bytes + lm_head.n_bytes();
-        Ok(Model { cfg, embed, layers, out_norm, lm_head, rope, ctx, weight_bytes: l.done as usize, matmul_bytes })
+        Ok(Model { cfg, embed, layers, out_norm, lm_head, rope, ctx, weight_bytes: l.done as usize, matmul_bytes, numerics: Numerics::F32 })
     }
 
     /// A fresh KV cache for this model's context.
@@ -216,30 +219,31 @@ impl Model {
         }
         let (d, eps, ctx) = (self.cfg.n_embd, self.cfg.eps, cache.ctx);
         let shape = self.head_shape();
+        let nm = self.numerics;
         let ids = gpu.upload_u32(tokens);
         let h = get_rows(gpu, &self.embed, &ids, t); // [t, d]
         for (i, layer) in self.layers.iter().enumerate() {
             let x = rms_norm(gpu, &h, &layer.attn_norm, d, 0, t, eps);
-            let qkv = matmul(gpu, &x, &layer.qkv, t); // [t, (H+2KV)·hd]
+            let qkv = linear(gpu, &x, &layer.qkv, t, nm); // [t, (H+2KV)·hd]
             let qk_norm = layer.qk_norm.as_ref().map(|w| (w, eps));
             let q = rope_store(gpu, &qkv, &self.rope, qk_norm, &cache.k[i], &cache.v[i], shape, t, pos0, ctx);
             let a = attention(gpu, &q, &cache.k[i], &cache.v[i], shape, t, pos0, ctx); // [t, H·hd]
-            matmul_into(gpu, &a, &layer.wo, t, &h, true); // h += a·Woᵀ
+            linear_into(gpu, &a, &layer.wo, t, &h, true, nm); // h += a·Woᵀ
             let x = rms_norm(gpu, &h, &layer.ffn_norm, d, 0, t, eps);
-            let gu = matmul(gpu, &x, &layer.gate_up, t); // [t, 2f]
+            let gu = linear(gpu, &x, &layer.gate_up, t, nm); // [t, 2f]
             let g = swiglu(gpu, &gu, self.cfg.n_ff, t); // [t, f]
-            matmul_into(gpu, &g, &layer.down, t, &h, true); // h += g·Wdᵀ
+            linear_into(gpu, &g, &layer.down, t, &h, true, nm); // h += g·Wdᵀ
         }
         let rows = if all_logits { t } else { 1 };
         let x = rms_norm(gpu, &h, &self.out_norm, d, t - rows, rows, eps);
-        let logits = matmul(gpu, &x, &self.lm_head, rows); // [rows, vocab]
+        let logits = linear(gpu, &x, &self.lm_head, rows, nm); // [rows, vocab]
         cache.pos += t;
         Ok(logits)
     }
 
     /// The LM head alone (for the GEMV bandwidth benchmark).
     pub fn lm_head_gemv(&self, gpu: &Gpu, x: &CubeTensor) -> CubeTensor {
-        matmul(gpu, x, &self.lm_head, 1)
+        linear(gpu, x, &self.lm_head, 1, self.numerics)
     }
 
     /// Buffers the embedding table is split over (more than one when it exceeds the binding limit).
