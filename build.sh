@@ -125,6 +125,8 @@ serve() {
 browser_tests() {
     say "browser end-to-end tests: headless Debian chromium, WebGPU on SwiftShader"
     AIGC="$AIGC" MODEL="$MODEL" node tests/browser/e2e.mjs
+    say "browser model cache tests: download, resume, integrity, quota, delete (OPFS and Cache API)"
+    MODEL="$MODEL" node tests/browser/cache.mjs
 }
 
 fixtures() {

@@ -6,10 +6,19 @@
 //! One runtime per process: burn refuses to initialise the same device twice, so [`Gpu::get`]
 //! hands out one shared instance. Readback is async only (`into_data_async`), which is the one
 //! path that works both natively and in the browser.
+//!
+//! Device loss (driver reset, the browser reclaiming memory): wgpu's lost callback marks the
+//! instance lost, tells the hook set by [`set_device_lost_hook`] (the page), and every later
+//! readback fails with `DeviceLostError`. The next [`Gpu::get`] brings up a new device from a
+//! fresh adapter and registers it with burn as a new runtime (burn never re-initialises a
+//! selector, but accepts any number of registered setups), so the page reloads the model
+//! without a refresh.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use burn::backend::wgpu::CubeTensor;
+use burn::backend::wgpu::{wgpu, WgpuSetup};
 use burn::backend::{Cube, CubeDevice};
 use burn::cubecl::client::Client;
 use burn::cubecl::server::Handle;
@@ -45,9 +54,38 @@ pub struct Gpu {
     /// A 4-byte buffer bound where a kernel's optional input is absent (WGSL needs every
     /// binding bound); made once so the hot path uploads nothing for it.
     pub(crate) unused: Handle,
+    /// The wgpu handles under burn's runtime (for recovery and the loss test hook).
+    setup: WgpuSetup,
+    lost: Arc<Lost>,
+}
+
+/// Set by wgpu's device-lost callback.
+#[derive(Default)]
+struct Lost {
+    flag: AtomicBool,
+    message: Mutex<String>,
 }
 
 static SHARED: Mutex<Option<Arc<Gpu>>> = Mutex::new(None);
+
+/// Test knob: pretend the storage-binding limit is this many bytes (0 = the adapter's). Natively
+/// also `AIGC_MAX_BINDING`; the browser sets it through `Engine.create`.
+static MAX_BINDING_OVERRIDE: AtomicU64 = AtomicU64::new(0);
+
+/// Make the kernels split weights as if the binding limit were `bytes` (tests of the split path).
+pub fn set_max_binding_override(bytes: u64) {
+    MAX_BINDING_OVERRIDE.store(bytes, Ordering::SeqCst);
+}
+
+type LostHook = Box<dyn Fn(&str) + Send>;
+static LOST_HOOK: Mutex<Option<LostHook>> = Mutex::new(None);
+
+/// Call `hook(message)` whenever a device is lost (the browser binding posts it to the page).
+pub fn set_device_lost_hook(hook: impl Fn(&str) + Send + 'static) {
+    if let Ok(mut h) = LOST_HOOK.lock() {
+        *h = Some(Box::new(hook));
+    }
+}
 
 impl Gpu {
     /// The process-wide GPU, initialised on first use.
@@ -57,10 +95,11 @@ impl Gpu {
     #[allow(clippy::await_holding_lock)]
     pub async fn get() -> Result<Arc<Gpu>> {
         let mut slot = SHARED.lock().map_err(|_| poisoned())?;
-        if let Some(gpu) = slot.as_ref() {
-            return Ok(gpu.clone());
-        }
-        let gpu = Arc::new(Gpu::init().await?);
+        let gpu = match slot.as_ref() {
+            Some(gpu) if !gpu.is_lost() => return Ok(gpu.clone()),
+            Some(lost) => Arc::new(Gpu::recreate(&lost.setup.instance).await?),
+            None => Arc::new(Gpu::init().await?),
+        };
         *slot = Some(gpu.clone());
         Ok(gpu)
     }
@@ -70,6 +109,51 @@ impl Gpu {
             .init_with_setup_async()
             .await
             .map_err(|e| Error::WebGpuUnavailable(e.to_string()))?;
+        Gpu::from_setup(device, setup)
+    }
+
+    /// A new device after a loss: a fresh adapter (a WebGPU adapter gives only one device),
+    /// the same full limits and features burn asks for, registered as a new burn runtime.
+    async fn recreate(instance: &wgpu::Instance) -> Result<Gpu> {
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::WebGpuUnavailable(format!("no adapter after the device was lost: {e}")))?;
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("aigc"),
+                required_features: adapter.features().difference(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS),
+                required_limits: adapter.limits(),
+                memory_hints: wgpu::MemoryHints::MemoryUsage,
+                trace: wgpu::Trace::Off,
+                experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            })
+            .await
+            .map_err(|e| Error::WebGpuUnavailable(format!("no device after the device was lost: {e}")))?;
+        let backend = adapter.get_info().backend;
+        let setup = WgpuSetup { instance: instance.clone(), adapter, device, queue, backend };
+        let burn_device = Device::wgpu_options().setup(setup.clone()).init().map_err(|e| Error::Gpu(format!("registering the new device: {e}")))?;
+        Gpu::from_setup(burn_device, setup)
+    }
+
+    fn from_setup(device: Device, setup: WgpuSetup) -> Result<Gpu> {
+        let lost = Arc::new(Lost::default());
+        let flag = lost.clone();
+        setup.device.set_device_lost_callback(move |reason, msg| {
+            let message = format!("{reason:?}: {msg}");
+            if let Ok(mut m) = flag.message.lock() {
+                *m = message.clone();
+            }
+            flag.flag.store(true, Ordering::SeqCst);
+            if let Ok(h) = LOST_HOOK.lock() {
+                if let Some(h) = h.as_ref() {
+                    h(&message);
+                }
+            }
+        });
         let info = setup.adapter.get_info();
         let limits = setup.device.limits();
         let features = setup.device.features();
@@ -93,9 +177,9 @@ impl Gpu {
         let probe = Tensor::<1>::zeros([1], &device)
             .try_into_primitive::<Cube>()
             .map_err(|e| Error::Gpu(format!("the wgpu device is not a cubecl device: {e:?}")))?;
-        let max_binding = std::env::var("AIGC_MAX_BINDING")
-            .ok()
-            .and_then(|v| v.parse::<u64>().ok())
+        let forced = Some(MAX_BINDING_OVERRIDE.load(Ordering::SeqCst)).filter(|&b| b > 0);
+        let max_binding = forced
+            .or_else(|| std::env::var("AIGC_MAX_BINDING").ok().and_then(|v| v.parse::<u64>().ok()))
             .map_or(report.max_storage_binding, |v| v.min(report.max_storage_binding));
         let unused = probe.client.create_from_slice(&[0u8; 4]);
         Ok(Gpu {
@@ -105,7 +189,28 @@ impl Gpu {
             cube_device: probe.device.clone(),
             report,
             max_binding,
+            setup,
+            lost,
         })
+    }
+
+    /// Whether the device was lost (everything on it is gone; [`Gpu::get`] makes a new one).
+    pub fn is_lost(&self) -> bool {
+        self.lost.flag.load(Ordering::SeqCst)
+    }
+
+    /// `DeviceLostError` if the device is gone.
+    pub fn check(&self) -> Result<()> {
+        if self.is_lost() {
+            let msg = self.lost.message.lock().map(|m| m.clone()).unwrap_or_default();
+            return Err(Error::DeviceLost(format!("{msg}; load the model again")));
+        }
+        Ok(())
+    }
+
+    /// Test hook: destroy the device the way a driver reset or the browser would take it away.
+    pub fn simulate_device_loss(&self) {
+        self.setup.device.destroy();
     }
 
     /// Upload raw bytes (padded to a whole number of u32 words) as a device buffer.
@@ -155,6 +260,7 @@ impl Gpu {
 
     /// Read an f32 tensor back to the CPU (waits for all queued work before it).
     pub async fn read_f32(&self, t: &CubeTensor) -> Result<Vec<f32>> {
+        self.check()?;
         // A rank-1 view of the same buffer: `Tensor<1>` must hold a rank-1 primitive.
         let n = t.meta.shape().num_elements();
         let flat = self.tensor(t.handle.clone(), &[n]);
@@ -162,7 +268,7 @@ impl Gpu {
         let data: TensorData = tensor
             .into_data_async()
             .await
-            .map_err(|e| Error::Gpu(format!("readback failed: {e:?}")))?;
+            .map_err(|e| self.check().err().unwrap_or_else(|| Error::Gpu(format!("readback failed: {e:?}"))))?;
         data.try_into_vec::<f32>().map_err(|e| Error::Gpu(format!("readback type: {e:?}")))
     }
 

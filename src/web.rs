@@ -23,8 +23,13 @@ use crate::engine::{Engine, LoadOptions};
 use crate::error::{Error, Result};
 use crate::generate::GenOptions;
 use crate::gpu::Gpu;
+use crate::kernels::actquant::Numerics;
 use crate::sampling::{SamplerConfig, SamplerOverrides};
 use crate::source::{ByteSource, SliceSource};
+
+thread_local! {
+    static LOST_CALLBACK: RefCell<Option<Function>> = const { RefCell::new(None) };
+}
 
 #[wasm_bindgen(start)]
 pub fn start() {
@@ -185,7 +190,20 @@ pub struct WasmEngine {
 #[wasm_bindgen]
 impl WasmEngine {
     /// Get the WebGPU adapter and device. Rejects with `WebGpuUnavailableError`.
-    pub fn create() -> Promise {
+    /// `max_binding` (bytes, 0 = the adapter's) is a test knob: weights are split as if the
+    /// storage-binding limit were that small. `on_lost(message)` is called if the device is lost.
+    pub fn create(max_binding: f64, on_lost: Function) -> Promise {
+        crate::gpu::set_max_binding_override(max_binding.max(0.0) as u64);
+        LOST_CALLBACK.with(|c| *c.borrow_mut() = Some(on_lost));
+        // wgpu's callback must be Send; the JS function lives in a thread-local of this (single)
+        // wasm thread, and the callback only names it.
+        crate::gpu::set_device_lost_hook(|msg| {
+            LOST_CALLBACK.with(|c| {
+                if let Some(f) = c.borrow().as_ref() {
+                    let _ = f.call1(&JsValue::NULL, &JsValue::from_str(msg));
+                }
+            })
+        });
         future_to_promise(async {
             let gpu = Gpu::get().await.map_err(js_error)?;
             Ok(JsValue::from(WasmEngine { state: Rc::new(RefCell::new(State { gpu, engine: None, image: None })) }))
@@ -200,26 +218,26 @@ impl WasmEngine {
 
     /// Load a model from a Blob/File. `progress(done, total)` is called as bytes are uploaded.
     #[wasm_bindgen(js_name = loadBlob)]
-    pub fn load_blob(&self, blob: web_sys::Blob, ctx: u32, progress: Function) -> Promise {
+    pub fn load_blob(&self, blob: web_sys::Blob, ctx: u32, numerics: String, progress: Function) -> Promise {
         let state = self.state.clone();
-        future_to_promise(async move { load(state, BlobSource(blob), ctx, progress).await.map_err(js_error) })
+        future_to_promise(async move { load(state, BlobSource(blob), ctx, &numerics, progress).await.map_err(js_error) })
     }
 
     /// Load a model from a URL with HTTP range requests.
     #[wasm_bindgen(js_name = loadUrl)]
-    pub fn load_url(&self, url: String, ctx: u32, progress: Function) -> Promise {
+    pub fn load_url(&self, url: String, ctx: u32, numerics: String, progress: Function) -> Promise {
         let state = self.state.clone();
         future_to_promise(async move {
             let src = HttpSource::open(url).await.map_err(js_error)?;
-            load(state, src, ctx, progress).await.map_err(js_error)
+            load(state, src, ctx, &numerics, progress).await.map_err(js_error)
         })
     }
 
     /// Load a model from bytes already in memory (small files, tests).
     #[wasm_bindgen(js_name = loadBytes)]
-    pub fn load_bytes(&self, bytes: Vec<u8>, ctx: u32, progress: Function) -> Promise {
+    pub fn load_bytes(&self, bytes: Vec<u8>, ctx: u32, numerics: String, progress: Function) -> Promise {
         let state = self.state.clone();
-        future_to_promise(async move { load(state, SliceSource(bytes), ctx, progress).await.map_err(js_error) })
+        future_to_promise(async move { load(state, SliceSource(bytes), ctx, &numerics, progress).await.map_err(js_error) })
     }
 
     /// Generate for a JSON request; `on_text(piece)` receives text as it is produced and returns
@@ -227,6 +245,13 @@ impl WasmEngine {
     pub fn generate(&self, request: String, on_text: Function) -> Promise {
         let state = self.state.clone();
         future_to_promise(async move { generate(state, request, on_text).await.map_err(js_error) })
+    }
+
+    /// Test hook: take the device away as a driver reset would (`DeviceLostError` follows; a
+    /// later load brings up a new device).
+    #[wasm_bindgen(js_name = simulateDeviceLoss)]
+    pub fn simulate_device_loss(&self) {
+        self.state.borrow().gpu.simulate_device_loss();
     }
 
     /// Drop the loaded models, text and image (frees their GPU buffers).
@@ -253,13 +278,16 @@ impl WasmEngine {
     }
 }
 
-async fn load<S: ByteSource>(state: Rc<RefCell<State>>, src: S, ctx: u32, progress: Function) -> Result<JsValue> {
+async fn load<S: ByteSource>(state: Rc<RefCell<State>>, src: S, ctx: u32, numerics: &str, progress: Function) -> Result<JsValue> {
+    let numerics = Numerics::parse(numerics)?;
     // Free the previous model first: two models may not fit together.
     state.borrow_mut().engine = None;
     let mut report = |done: u64, total: u64| {
         let _ = progress.call2(&JsValue::NULL, &JsValue::from_f64(done as f64), &JsValue::from_f64(total as f64));
     };
-    let engine = Engine::load(&src, &LoadOptions { ctx: ctx as usize }, &mut report).await?;
+    let engine = Engine::load(&src, &LoadOptions { ctx: ctx as usize, numerics }, &mut report).await?;
+    // The engine may be on a new device (after a loss): later calls use that one.
+    state.borrow_mut().gpu = engine.gpu.clone();
     let cfg = &engine.model.cfg;
     let info = ModelInfo {
         name: engine.gguf.get_str("general.name").ok().flatten().unwrap_or("model").to_string(),

@@ -2,11 +2,15 @@
 
 export class AigcError extends Error {}
 export class WebGpuUnavailableError extends AigcError {}
+/** Not a usable GGUF file. A download that turns out so is also removed from the cache. */
 export class ModelFormatError extends AigcError {}
 export class UnsupportedModelError extends AigcError {}
 export class ContextOverflowError extends AigcError {}
 export class DeviceLostError extends AigcError {}
+/** The browser's storage quota is too small for the model (or a cache write hit it). */
 export class StorageQuotaError extends AigcError {}
+/** A cached copy failed its size/SHA-256 check even after its damaged part was downloaded again (the entry is deleted). */
+export class CacheCorruptError extends AigcError {}
 export class InvalidOptionError extends AigcError {}
 export class TokenizerError extends AigcError {}
 export class ChatTemplateError extends AigcError {}
@@ -15,7 +19,51 @@ export class GpuError extends AigcError {}
 export class IoError extends AigcError {}
 export class AbortError extends AigcError {}
 
-export interface Progress { phase: 'init' | 'download' | 'upload' | 'compile'; done: number; total: number }
+/**
+ * Load progress. `done`/`total` are bytes for 'download' (from the network into the cache; a
+ * resumed download starts at the stored offset), 'verify' (checking the stored copy), 'store'
+ * (copying a File into the cache) and 'upload' (to the GPU); 'compile' follows the upload.
+ * `error` is set on the one event that reports a StorageQuotaError: loading then continues from
+ * the network without caching (also reported as `ModelInfo.cache.error`).
+ */
+export interface Progress {
+  phase: 'init' | 'download' | 'verify' | 'store' | 'upload' | 'compile';
+  done: number; total: number;
+  error?: { name: 'StorageQuotaError'; message: string };
+}
+
+/** A model kept in this browser's storage (OPFS, or the Cache API where OPFS is missing). */
+export interface CachedModel {
+  /** What `engine.load(name)` and `Engine.deleteCached(name)` take: the URL's file name (made unique). */
+  name: string;
+  /** Where it was downloaded from; null when it was stored from a File. */
+  url: string | null;
+  size: number;
+  /** false: a download was interrupted; the next load of the URL or name resumes at `bytesDone`. */
+  complete: boolean;
+  bytesDone: number;
+  /** ms since the epoch */
+  created: number;
+  backend: 'opfs' | 'cache-api';
+}
+
+/** How a load used the cache (`ModelInfo.cache`). */
+export interface CacheInfo {
+  /** true: the engine read a stored copy whose every chunk was checked (size and SHA-256). */
+  stored: boolean;
+  name?: string; url?: string | null; size?: number; complete?: boolean; bytesDone?: number;
+  created?: number;
+  /** null when the browser has no usable storage (the model was read from the network). */
+  backend?: 'opfs' | 'cache-api' | null;
+  /** Bytes fetched from the network into the cache by this load (0 when it was all stored). */
+  downloaded?: number;
+  /** Offset this load's download started at (0 = fresh, > 0 = resumed), null when nothing was fetched. */
+  resumedFrom?: number | null;
+  /** Offset of the first chunk found damaged and downloaded again, null when the copy was intact. */
+  repairedFrom?: number | null;
+  /** Set when the quota was full: the entry was deleted and the model loaded from the network. */
+  error?: { name: 'StorageQuotaError'; message: string };
+}
 
 export interface AdapterInfo {
   name: string; backend: string; device_type: string; driver: string;
@@ -27,6 +75,7 @@ export interface AdapterInfo {
 export interface ModelInfo {
   name: string; architecture: string; n_layer: number; n_embd: number; vocab: number;
   ctx: number; chat_template: boolean; weight_bytes: number;
+  cache: CacheInfo;
 }
 
 export interface SamplingOptions {
@@ -96,12 +145,35 @@ export interface ImagesResponse {
 }
 
 export class Engine {
-  /** Start the engine (in a Web Worker unless worker: false) and acquire the WebGPU device. */
-  static create(options?: { onProgress?: (p: Progress) => void; worker?: boolean }): Promise<Engine>;
+  /**
+   * Start the engine (in a Web Worker unless worker: false) and acquire the WebGPU device.
+   * `onDeviceLost` receives a DeviceLostError when the browser takes the device away; load the
+   * model again to continue (a new device is brought up). `maxStorageBinding` is a testing knob
+   * (bytes): weights are split as if the storage-binding limit were that small.
+   */
+  static create(options?: {
+    onProgress?: (p: Progress) => void; worker?: boolean;
+    onDeviceLost?: (e: DeviceLostError) => void; maxStorageBinding?: number;
+  }): Promise<Engine>;
+  /** The models in this browser's cache, complete or partial (no engine needed). */
+  static cached(): Promise<CachedModel[]>;
+  /** Delete a cached model by name (or URL); false when there was none. */
+  static deleteCached(name: string): Promise<boolean>;
   readonly adapter: AdapterInfo;
   readonly model: ModelInfo | null;
-  /** A URL (read with HTTP range requests) or a File/Blob. */
-  load(source: string | URL | Blob, options?: { onProgress?: (p: Progress) => void; signal?: AbortSignal; ctx?: number }): Promise<ModelInfo>;
+  /**
+   * A URL, the name of a cached model (a string equal to a `CachedModel.name`), or a File/Blob.
+   * `cache` (default true for URLs, false for Files/Blobs): keep a copy in the browser's storage
+   * and load from it; a URL is downloaded (or resumed, or repaired) into the cache first, then the
+   * stored copy is checked and read. `false` reads a URL by HTTP range requests as before.
+   * Rejects with AbortError when `signal` fires (a download stops at once and resumes next time),
+   * IoError (network), CacheCorruptError; a full quota does NOT reject (see CacheInfo.error).
+   */
+  load(source: string | URL | Blob, options?: {
+    onProgress?: (p: Progress) => void; signal?: AbortSignal; ctx?: number; cache?: boolean;
+    /** 'f32' (default: exact) or 'ggml' (activations rounded to 8 bits as llama.cpp's CPU backend does). */
+    numerics?: 'f32' | 'ggml';
+  }): Promise<ModelInfo>;
   unload(): Promise<void>;
   chat: {
     completions: {

@@ -6,38 +6,28 @@
 //   for await (const c of await engine.chat.completions.create({ messages, stream: true }))
 //     out += c.choices[0].delta.content ?? '';
 //
-// Errors are instances of the classes below; their `name` survives the worker boundary.
+// Errors are instances of the classes in errors.js (re-exported here); their `name` survives
+// the worker boundary.
+//
+// Models loaded by URL are kept in the browser's storage (cache.js): the next load reads them
+// from there, checked chunk by chunk, without the network. The cache runs here, in the context
+// that imported this module (normally the page), not in the engine's worker: Engine.cached() and
+// Engine.deleteCached() are static and must work before (or without) an engine; the same code
+// then serves Engine.create({ worker: false }); an abort stops the download at once instead of
+// queueing behind the worker's one-request-at-a-time host; and the heavy parts (fetch, SHA-256,
+// OPFS writes) are asynchronous browser work that does not block the page. The worker receives a
+// Blob of the stored chunks and reads it by range, as for a dropped File.
 
-export class AigcError extends Error {
-  constructor(message) {
-    super(message);
-    this.name = new.target.name;
-  }
-}
-export class WebGpuUnavailableError extends AigcError {}
-export class ModelFormatError extends AigcError {}
-export class UnsupportedModelError extends AigcError {}
-export class ContextOverflowError extends AigcError {}
-export class DeviceLostError extends AigcError {}
-export class StorageQuotaError extends AigcError {}
-export class InvalidOptionError extends AigcError {}
-export class TokenizerError extends AigcError {}
-export class ChatTemplateError extends AigcError {}
-export class OutOfMemoryError extends AigcError {}
-export class GpuError extends AigcError {}
-export class IoError extends AigcError {}
-export class AbortError extends AigcError {}
+import {
+  AbortError, DeviceLostError, GpuError, InvalidOptionError, ModelFormatError, StorageQuotaError, toError,
+} from './errors.js';
+import * as modelCache from './cache.js';
 
-const CLASSES = {
-  WebGpuUnavailableError, ModelFormatError, UnsupportedModelError, ContextOverflowError,
-  DeviceLostError, StorageQuotaError, InvalidOptionError, TokenizerError, ChatTemplateError,
-  OutOfMemoryError, GpuError, IoError, AbortError,
-};
-
-function toError({ name, message }) {
-  const Cls = CLASSES[name] || AigcError;
-  return new Cls(message);
-}
+export {
+  AigcError, WebGpuUnavailableError, ModelFormatError, UnsupportedModelError, ContextOverflowError,
+  DeviceLostError, StorageQuotaError, CacheCorruptError, InvalidOptionError, TokenizerError,
+  ChatTemplateError, OutOfMemoryError, GpuError, IoError, AbortError,
+} from './errors.js';
 
 // A push-to-pull queue: the worker pushes chunks, `for await` pulls them.
 class ChunkQueue {
@@ -68,8 +58,14 @@ export class Engine {
     this.images = { load: (url, o) => this._loadImages(url, o), generate: (o) => this._generateImages(o) };
   }
 
-  /** Start the engine (a worker unless `worker: false`) and acquire the WebGPU device. */
-  static async create({ onProgress, worker = true } = {}) {
+  /**
+   * Start the engine (a worker unless `worker: false`) and acquire the WebGPU device.
+   * `onDeviceLost(err)` is called with a DeviceLostError if the browser takes the GPU device
+   * away (driver reset, memory pressure); calls fail with that error until a model is loaded
+   * again, which brings up a new device. `maxStorageBinding` (bytes) is a testing knob: weights
+   * are split as if the adapter's storage-binding limit were that small.
+   */
+  static async create({ onProgress, worker = true, onDeviceLost, maxStorageBinding = 0 } = {}) {
     let port;
     if (worker) {
       const w = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
@@ -81,6 +77,7 @@ export class Engine {
       port = { post: (m) => host(m), set onmessage(f) { deliver = f; }, terminate: () => {} };
     }
     const engine = new Engine(port);
+    engine.onDeviceLost = onDeviceLost;
     if (port.worker) {
       // A worker that fails to start or crashes fails every pending call instead of hanging it.
       port.worker.onerror = (ev) => {
@@ -89,12 +86,18 @@ export class Engine {
       };
     }
     onProgress?.({ phase: 'init', done: 0, total: 1 });
-    engine.adapter = await engine._call({ type: 'create' });
+    engine.adapter = await engine._call({ type: 'create', maxStorageBinding });
     onProgress?.({ phase: 'init', done: 1, total: 1 });
     return engine;
   }
 
   _onMessage(m) {
+    if (m.type === 'lost') {
+      // Unsolicited: the device is gone, whatever is running. The model must be loaded again.
+      this.model = null;
+      this.onDeviceLost?.(new DeviceLostError(m.message));
+      return;
+    }
     const p = this.pending.get(m.id);
     if (!p) return;
     if (m.type === 'progress') p.onProgress?.({ phase: m.phase, done: m.done, total: m.total });
@@ -114,25 +117,87 @@ export class Engine {
     });
   }
 
+  /** The models in this browser's cache, complete or partly downloaded. */
+  static cached() {
+    return modelCache.list();
+  }
+
+  /** Delete a cached model by name (or URL). Resolves false when there was no such entry. */
+  static deleteCached(name) {
+    return modelCache.remove(name);
+  }
+
   /**
-   * Load a GGUF model: a URL (read with HTTP range requests) or a File/Blob. The header is read
-   * from a prefix and each tensor is streamed to the GPU on its own.
+   * Load a GGUF model: a URL, the name of a cached model, or a File/Blob. The header is read from
+   * a prefix and each tensor is streamed to the GPU on its own.
+   * `cache` (default: on for URLs, off for Files/Blobs): a URL is first downloaded into the
+   * browser's storage (or resumed, or taken from there) and the engine reads the stored copy;
+   * a File/Blob is stored as well when `cache: true`. The resolved info carries
+   * `cache: {stored, name, size, downloaded, resumedFrom, repairedFrom, error?, …}`.
+   * A full storage quota is not fatal: the model loads from the network by range requests,
+   * `info.cache.error` is {name: 'StorageQuotaError', message}, and onProgress gets an event
+   * with that `error` too.
    */
-  async load(source, { onProgress, signal, ctx = 0 } = {}) {
+  async load(source, { onProgress, signal, ctx = 0, cache, numerics = 'f32' } = {}) {
     if (signal?.aborted) throw new AbortError('load aborted');
-    const msg = { type: 'load', ctx };
-    if (typeof source === 'string' || source instanceof URL) msg.url = new URL(source, globalThis.location?.href).href;
-    else if (source instanceof Blob) msg.blob = source;
-    else throw new InvalidOptionError('load() takes a URL or a File/Blob');
+    // numerics: 'f32' (exact) or 'ggml' (activations rounded to 8 bits as llama.cpp's CPU does).
+    const msg = { type: 'load', ctx, numerics };
+    const opts = { onProgress, signal };
+    let stored = { stored: false };
+    let release = () => {};
+    const notStored = (e) => {
+      if (!(e instanceof StorageQuotaError)) throw e;
+      stored = { stored: false, error: { name: e.name, message: e.message } };
+      onProgress?.({ phase: 'download', done: 0, total: 0, error: stored.error });
+    };
+    if (typeof source === 'string' || source instanceof URL) {
+      // A string that is a cached model's name loads that entry; anything else is a URL.
+      const entry = cache !== false && typeof source === 'string' ? await modelCache.find(source) : null;
+      const byName = entry?.name === source;
+      let url = entry?.url ?? null;
+      if (!byName) {
+        try {
+          url = new URL(source, globalThis.location?.href).href;
+        } catch {
+          throw new InvalidOptionError(`not a URL nor a cached model's name: ${source}`);
+        }
+      }
+      if (cache !== false) {
+        const got = await (byName ? modelCache.fromEntry(entry, opts) : modelCache.fromUrl(url, opts)).catch(notStored);
+        if (got) ({ file: msg.blob, info: stored, release } = got);
+        else if (got === null) stored = { stored: false, backend: null }; // no storage in this browser
+      }
+      if (!msg.blob) msg.url = url;
+    } else if (source instanceof Blob) {
+      msg.blob = source;
+      if (cache === true) stored = (await modelCache.storeBlob(source, opts).catch(notStored)) ?? stored;
+    } else {
+      throw new InvalidOptionError('load() takes a URL, a cached model\'s name, or a File/Blob');
+    }
+    if (signal?.aborted) {
+      release();
+      throw new AbortError('load aborted');
+    }
     this.source = source;
     const call = this._call(msg, { onProgress });
     const id = nextId - 1;
+    // The lock on the cache entry is held until the worker has finished reading the stored chunks.
+    call.then(release, release);
     // The worker finishes the upload it started, then drops the model; the caller is released now.
     const aborted = new Promise((_, reject) => signal?.addEventListener('abort', () => {
       this.port.post({ type: 'abort', target: id });
       reject(new AbortError('load aborted'));
     }, { once: true }));
-    const info = await Promise.race([call, aborted]);
+    const info = await Promise.race([call, aborted]).catch(async (e) => {
+      // Bytes that are not a GGUF file (say an HTML error page served with status 200) must not
+      // stay cached, or every later load would get them again without asking the server.
+      if (e instanceof ModelFormatError && stored.stored && stored.url) {
+        await modelCache.remove(stored.name).catch(() => {});
+        e.message += ' (the downloaded copy was removed from the cache)';
+      }
+      throw e;
+    });
+    info.cache = stored;
     this.model = info;
     return info;
   }
@@ -178,6 +243,11 @@ export class Engine {
       data: r.pngs.map((buf, k) => ({ b64_json: base64(new Uint8Array(buf)), blob: new Blob([buf], { type: 'image/png' }), seed: r.summary.seeds[k] })),
       aigc: r.summary,
     };
+  }
+
+  /** Testing hook: make the engine lose its GPU device as a driver reset would. */
+  _simulateDeviceLoss() {
+    return this._call({ type: 'simulateDeviceLoss' });
   }
 
   /** Free the model's GPU memory. */

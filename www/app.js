@@ -1,6 +1,8 @@
 /*
-  aigc page logic: model picker (URL presets, drag-and-drop .gguf), load progress, streamed chat
-  and raw completion, sampling settings, GPU panel, and a banner that explains every named error.
+  aigc page logic: model picker (URL presets, drag-and-drop .gguf), load progress (download,
+  verify, upload, compile), the cached-models list (load, delete, storage used/quota), streamed
+  chat and raw completion, sampling settings, GPU panel, and a banner that explains every named
+  error. A full storage quota is not an error of the load: it shows as #cache-notice.
   Talks only to ./aigc.js (Engine, AigcError). For tests: window.aigcApp = { engine, ready } and
   document.body.dataset.state ∈ init|ready|loading|loaded|generating|error.
 */
@@ -19,14 +21,18 @@ const ui = {
   maxTokens: $('max-tokens'), temperature: $('temperature'), topK: $('top-k'), topP: $('top-p'),
   minP: $('min-p'), repeatPenalty: $('repeat-penalty'), seed: $('seed'), seedRandom: $('seed-random'),
   stop: $('stop'), system: $('system-prompt'), adapter: $('adapter'),
+  cacheEnabled: $('cache-enabled'), cacheNotice: $('cache-notice'), cacheUsage: $('cache-usage'),
+  cacheList: $('cache-list'),
   sidebarToggle: $('sidebar-toggle'), sidebarBody: $('sidebar-body'),
 };
 
+let Engine = null;       // the Engine class once aigc.js is imported (cache calls are static)
 let engine = null;       // Engine once created
 let engineFailed = false;
 let model = null;        // info of the loaded model, null when none usable
 let file = null;         // a chosen/dropped File; takes precedence over the URL
 let lastSource = null;   // what the last load used, for "Reload model" / "Try again"
+let lastFromCache = false; // …and whether it was a name from the cached-models list
 let loading = null;      // AbortController of the load in flight
 let generating = null;   // AbortController of the generation in flight
 let history = [];        // chat turns sent back to the model: [{ role, content }]
@@ -52,14 +58,15 @@ function setState(state) {
 }
 
 // ---------- errors ----------
-const tryAgain = (label = 'Try again') => lastSource && { label, run: () => loadModel(lastSource) };
+const tryAgain = (label = 'Try again') => lastSource && { label, run: () => loadModel(lastSource, lastFromCache) };
 const HELP = {
   WebGpuUnavailableError: () => ['Your browser has no WebGPU. Use a recent Chrome/Edge, or Chrome with --enable-unsafe-webgpu on Linux (Safari 26 and Firefox 141+ on Windows also have it).'],
   ModelFormatError: () => ['This is not a usable GGUF file (wrong format, or the download was cut short). Check the URL or the file, or pick another model.'],
   UnsupportedModelError: () => ['aigc runs LLaMA-family models (llama, qwen2, qwen3) with F32/F16/BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K or Q6_K weights. Pick one of the presets or another quantization of this model.'],
   ContextOverflowError: () => ["The conversation is longer than the model's context: start a new chat (or lower Max tokens).", { label: 'New chat', run: newChat }],
   DeviceLostError: () => ['The GPU device was lost (driver reset, sleep, or memory pressure). Reload the model to continue; the page and your chat stay as they are.', tryAgain('Reload model')],
-  StorageQuotaError: () => ["The browser would not give this site enough storage for the model. Free some disk space, clear this site's data, or choose a smaller model."],
+  StorageQuotaError: () => ["The browser would not give this site enough storage for the model. Free some disk space, delete cached models (Cached models, in the sidebar), or clear this site's data."],
+  CacheCorruptError: () => ['The copy of this model kept in the browser failed its integrity check even after downloading the damaged part again, and was deleted. Load the model again, or untick "Keep a copy" to load it straight from the network.', tryAgain()],
   InvalidOptionError: () => ['A setting is out of range or a field is missing. Check the model URL and the Settings panel (temperature ≥ 0, top-p and min-p between 0 and 1, max tokens ≥ 1).'],
   TokenizerError: () => ["The model's tokenizer could not handle this text, or its tokenizer type is not supported. Try other text or another model."],
   ChatTemplateError: () => ["This model's chat template could not be used. Switch on Raw completion to prompt the model directly.", { label: 'Use raw completion', run: () => { ui.raw.checked = true; syncMode(); hideError(); } }],
@@ -148,15 +155,64 @@ function renderAdapter(a, err) {
 
 // ---------- model picker and loading ----------
 const MB = (n) => (n / 1e6).toFixed(1);
-const PHASES = { init: 'Starting the engine', download: 'Downloading', upload: 'Uploading to GPU', compile: 'Compiling shaders' };
+const PHASES = {
+  init: 'Starting the engine', download: 'Downloading', verify: 'Checking the stored copy', store: 'Storing a copy',
+  upload: 'Uploading to GPU', compile: 'Compiling shaders',
+};
 
-function onProgress({ phase, done = 0, total = 0 } = {}) {
+function onProgress({ phase, done = 0, total = 0, error } = {}) {
+  if (error) showCacheNotice(error);
   if (total > 0) Object.assign(ui.progress, { max: total, value: Math.min(done, total) });
   else ui.progress.removeAttribute('value'); // indeterminate
   const what = PHASES[phase] || phase || 'Working';
-  const bytes = phase === 'download' || phase === 'upload';
+  const bytes = ['download', 'verify', 'store', 'upload'].includes(phase);
   const amount = bytes ? `${MB(done)}${total ? ` / ${MB(total)}` : ''} MB` : total ? `${done} / ${total}` : '';
   ui.progressLabel.textContent = `${what}… ${amount}`.trim();
+}
+
+// ---------- model cache ----------
+// The load itself succeeded when this shows: say so, so that nobody waits for a fix.
+function showCacheNotice(error) {
+  ui.cacheNotice.textContent = `${error.name}: ${error.message}. The model was loaded straight from the network without keeping a copy, so it will be downloaded again next time.`;
+  ui.cacheNotice.hidden = false;
+}
+
+async function refreshCache() {
+  if (!Engine) return;
+  try {
+    const [entries, est] = await Promise.all([Engine.cached(), navigator.storage?.estimate?.().catch(() => null)]);
+    ui.cacheUsage.textContent = est?.quota
+      ? `${fmtBytes(est.usage)} used of ${fmtBytes(est.quota)} this site may store`
+      : 'Storage use unknown in this browser';
+    ui.cacheList.replaceChildren(...entries.map(cacheItem));
+    if (!entries.length) ui.cacheList.append(h('li', 'empty-note', 'None yet: models loaded by URL are kept here.'));
+  } catch (e) {
+    ui.cacheUsage.textContent = `Cache unavailable: ${asError(e).message}`;
+  }
+}
+
+function cacheItem(entry) {
+  const li = h('li');
+  li.dataset.name = entry.name;
+  li.dataset.complete = String(entry.complete);
+  const label = h('span', 'cache-name', entry.name);
+  label.title = entry.url || 'stored from a file';
+  label.append(h('span', 'cache-size', entry.complete ? `${MB(entry.size)} MB`
+    : `partial: ${MB(entry.bytesDone)} of ${MB(entry.size)} MB (${entry.url ? 'resumes on load' : 'load its file again'})`));
+  const load = h('button', 'small', 'Load');
+  load.type = 'button';
+  load.disabled = !entry.complete && !entry.url;
+  load.addEventListener('click', () => loadModel(entry.name, true));
+  const del = h('button', 'small ghost', 'Delete');
+  del.type = 'button';
+  del.setAttribute('aria-label', `Delete ${entry.name} from this browser`);
+  del.addEventListener('click', async () => {
+    del.disabled = true;
+    try { await Engine.deleteCached(entry.name); } catch (e) { showError(e); }
+    refreshCache();
+  });
+  li.append(label, load, del);
+  return li;
 }
 
 function chooseFile(f) {
@@ -203,17 +259,22 @@ function currentSource() {
   return new URL(url, document.baseURI).href;
 }
 
-async function loadModel(source) {
+// fromCache: `source` is a cached model's name, loaded from the cache whatever the checkbox says.
+async function loadModel(source, fromCache = false) {
   if (!engine || loading || generating) return;
   lastSource = source;
+  lastFromCache = fromCache;
   hideError();
   model = null;
   ui.modelInfo.hidden = true;
+  ui.cacheNotice.hidden = true;
   loading = new AbortController();
   setState('loading');
   onProgress({ phase: 'download', done: 0, total: 0 });
   try {
-    const info = await engine.load(source, { onProgress, signal: loading.signal });
+    // Unticked: no copy of a URL; a File is never copied by default (the user already has it).
+    const cache = ui.cacheEnabled.checked || fromCache ? undefined : false;
+    const info = await engine.load(source, { onProgress, signal: loading.signal, cache });
     loading = null;
     model = info;
     Object.assign(ui.progress, { max: 1, value: 1 });
@@ -222,6 +283,12 @@ async function loadModel(source) {
       `vocab ${fmtNum(info.vocab)}`, `context ${fmtNum(info.ctx)} tokens`,
       info.chat_template ? 'chat template' : 'no chat template: raw completion'].join(' · ');
     ui.modelInfo.hidden = false;
+    const c = info.cache || {};
+    if (c.error) showCacheNotice(c.error);
+    else if (c.repairedFrom != null) {
+      ui.cacheNotice.textContent = `The stored copy was damaged from byte ${fmtNum(c.repairedFrom)} on; that part was downloaded again.`;
+      ui.cacheNotice.hidden = false;
+    }
     if (!info.chat_template && !ui.raw.checked) { ui.raw.checked = true; syncMode(); }
     setState('loaded');
   } catch (e) {
@@ -231,6 +298,7 @@ async function loadModel(source) {
     ui.progressLabel.textContent = cancelled ? 'Loading cancelled' : 'Load failed';
     if (cancelled) setState(baseState()); else showError(e);
   }
+  refreshCache();
 }
 
 ui.loadBtn.addEventListener('click', () => {
@@ -385,7 +453,10 @@ app.ready = (async () => {
   const mod = await import('./aigc.js').catch((e) => {
     throw named('EngineLoadError', `could not load aigc.js: ${asError(e).message}`);
   });
-  const created = await mod.Engine.create({ onProgress });
+  Engine = mod.Engine;
+  refreshCache();
+  // A lost device shows its error at once (not only at the next request), with 'Reload model'.
+  const created = await mod.Engine.create({ onProgress, onDeviceLost: (e) => showError(e) });
   engine = app.engine = created;
   renderAdapter(created.adapter);
   ui.progressLabel.textContent = 'No model loaded';

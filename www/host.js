@@ -1,11 +1,13 @@
 // The engine host: owns the wasm module and answers the typed messages of aigc.js.
 // Runs inside worker.js by default, or in the page when Engine.create({ worker: false }).
 //
-// Requests:  {id, type: 'create'} | {id, type: 'load', url | blob | bytes, ctx}
+// Requests:  {id, type: 'create', maxStorageBinding} | {id, type: 'load', url | blob | bytes, ctx, numerics}
 //            {id, type: 'generate', request} | {type: 'abort', target} | {id, type: 'unload'}
 //            {id, type: 'loadImage', url, quant} | {id, type: 'image', request, init?, mask?}
+//            {id, type: 'simulateDeviceLoss'} (testing)
 // Replies:   {id, type: 'progress', phase, done, total} | {id, type: 'chunk', text}
 //            {id, type: 'done', result} | {id, type: 'error', error: {name, message}}
+//            {type: 'lost', message} (unsolicited: the GPU device was lost)
 // Requests run one at a time, in order; 'abort' is handled at once (it only sets a flag
 // that generation checks between tokens).
 import init, { WasmEngine } from './pkg/aigc.js';
@@ -28,17 +30,18 @@ export function createHost(post) {
         if (!('gpu' in navigator)) {
           throw Object.assign(new Error('this browser has no WebGPU (navigator.gpu is missing)'), { name: 'WebGpuUnavailableError' });
         }
-        engine = await WasmEngine.create();
+        engine = await WasmEngine.create(msg.maxStorageBinding || 0, (message) => post({ type: 'lost', message }));
         return JSON.parse(engine.adapterInfo());
       }
       case 'load': {
         if (!engine) throw Object.assign(new Error('create the engine first'), { name: 'InvalidOptionError' });
         const progress = (done, total) => post({ id, type: 'progress', phase: done >= total ? 'compile' : 'upload', done, total });
         const ctx = msg.ctx || 0;
+        const numerics = msg.numerics || 'f32';
         let info;
-        if (msg.url) info = await engine.loadUrl(msg.url, ctx, progress);
-        else if (msg.blob) info = await engine.loadBlob(msg.blob, ctx, progress);
-        else info = await engine.loadBytes(new Uint8Array(msg.bytes), ctx, progress);
+        if (msg.url) info = await engine.loadUrl(msg.url, ctx, numerics, progress);
+        else if (msg.blob) info = await engine.loadBlob(msg.blob, ctx, numerics, progress);
+        else info = await engine.loadBytes(new Uint8Array(msg.bytes), ctx, numerics, progress);
         if (aborted.delete(id)) {
           engine.unload();
           throw Object.assign(new Error('load aborted'), { name: 'AbortError' });
@@ -78,6 +81,9 @@ export function createHost(post) {
           aborted.delete(id);
         }
       }
+      case 'simulateDeviceLoss':
+        if (engine) engine.simulateDeviceLoss();
+        return null;
       case 'unload':
         if (engine) engine.unload();
         return null;

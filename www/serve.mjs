@@ -2,6 +2,9 @@
 // `/models/*` is served from the repository's models/ folder, `/fixtures/*` from target/fixtures/
 // (the random-weight test models that ./build.sh fixtures writes). Loopback only.
 //   node www/serve.mjs [port]
+// With AIGC_SERVE_TEST=1 (tests/browser/cache.mjs only) it also records every /models/ request,
+// read back by GET /__test/log (?clear=1 empties it), and GET /__test/cut?after=N makes the
+// next /models/ body longer than N bytes break off after N bytes (a dropped connection).
 import { createServer } from 'node:http';
 import { createReadStream, statSync } from 'node:fs';
 import { extname, join, normalize, resolve, sep } from 'node:path';
@@ -23,7 +26,44 @@ function resolvePath(urlPath) {
   return full.startsWith(root) ? full : null;
 }
 
+const TEST = process.env.AIGC_SERVE_TEST === '1';
+const log = [];
+let cutAfter = null;
+
+function testHook(req, res) {
+  const url = new URL(req.url || '/', 'http://x');
+  if (url.pathname === '/__test/log') {
+    res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' });
+    res.end(JSON.stringify(log));
+    if (url.searchParams.has('clear')) log.length = 0;
+    return true;
+  }
+  if (url.pathname === '/__test/cut') {
+    cutAfter = Number(url.searchParams.get('after'));
+    res.writeHead(204);
+    res.end();
+    return true;
+  }
+  if (url.pathname.startsWith('/models/')) log.push({ method: req.method, path: url.pathname, range: req.headers.range ?? null });
+  return false;
+}
+
+// Stream [start, end] of the file, or break the connection off early when a cut is pending.
+function send(res, path, start, end) {
+  if (end < start) { res.end(); return; } // an empty file
+  if (TEST && cutAfter != null && end - start + 1 > cutAfter) {
+    const stop = start + cutAfter - 1;
+    cutAfter = null;
+    const part = createReadStream(path, { start, end: stop });
+    part.pipe(res, { end: false });
+    part.on('end', () => res.socket?.end()); // after the bytes written so far are flushed
+    return;
+  }
+  createReadStream(path, { start, end }).pipe(res);
+}
+
 const server = createServer((req, res) => {
+  if (TEST && testHook(req, res)) return;
   const path = resolvePath(req.url || '/');
   let st;
   try { st = path && statSync(path); } catch { st = null; }
@@ -36,12 +76,12 @@ const server = createServer((req, res) => {
     if (start > end || start >= st.size) { res.writeHead(416, { 'Content-Range': `bytes */${st.size}` }); res.end(); return; }
     res.writeHead(206, { ...headers, 'Content-Range': `bytes ${start}-${end}/${st.size}`, 'Content-Length': end - start + 1 });
     if (req.method === 'HEAD') { res.end(); return; }
-    createReadStream(path, { start, end }).pipe(res);
+    send(res, path, start, end);
     return;
   }
   res.writeHead(200, { ...headers, 'Content-Length': st.size });
   if (req.method === 'HEAD') { res.end(); return; }
-  createReadStream(path).pipe(res);
+  send(res, path, 0, st.size - 1);
 });
 
 const port = Number(process.argv[2] || process.env.PORT || 8080);

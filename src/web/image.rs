@@ -93,7 +93,9 @@ pub(super) async fn load(state: Rc<RefCell<State>>, base: String, quant: String)
     state.borrow_mut().image = None;
     let quant = WeightQuant::parse(&quant)?;
     let base = if base.ends_with('/') { base } else { format!("{base}/") };
-    let gpu = state.borrow().gpu.clone();
+    // A fresh device if the last one was lost.
+    let gpu = crate::gpu::Gpu::get().await?;
+    state.borrow_mut().gpu = gpu.clone();
     let pipe = SdPipeline::load(&UrlFolder { base }, gpu, quant).await?;
     let info = serde_json::json!({
         "kind": "image",

@@ -7,16 +7,18 @@
 // 3. aborting mid-stream ends with finish_reason 'abort' and the next generation succeeds;
 // 4. the Image tab loads the random-weight SD 1.x folder and makes 2 candidates whose pixels
 //    equal `aigc image` natively (same seed, weights and options);
-// 5. a malformed file dropped in gives a ModelFormatError on the page.
+// 5. an in-page engine (worker: false) and one with a forced 4 MiB binding limit give the
+//    native greedy tokens; the latter loses its device (test hook), reports DeviceLostError,
+//    and gives the same tokens again after loading the model anew;
+// 6. a malformed file dropped in gives a ModelFormatError on the page.
 // A screenshot of the page after generating is written to target/browser/ (not committed).
 // Ends with the plain line 'N passed, N failed'.
 import { chromium } from 'playwright-core';
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { CHROMIUM, ROOT, assertEq, check, finish, serve } from './harness.mjs';
 
-const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const AIGC = resolve(ROOT, process.env.AIGC || 'target/release/aigc');
 const MODEL = resolve(ROOT, process.env.MODEL || 'models/SmolLM2-135M-Instruct.Q4_1.gguf');
 const PORT = Number(process.env.PORT || 8765);
@@ -24,39 +26,14 @@ const BASE = `http://127.0.0.1:${PORT}/`;
 const PROMPT = 'The old lighthouse keeper climbed the narrow stairs every evening, and';
 const N = 32;
 
-let passed = 0;
-let failed = 0;
-async function check(name, fn) {
-  const t0 = Date.now();
-  try {
-    await fn();
-    passed++;
-    console.log(`ok   ${name} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
-  } catch (e) {
-    failed++;
-    console.log(`FAIL ${name}: ${e.stack || e}`);
-  }
-}
-function assertEq(a, b, what) {
-  const [x, y] = [JSON.stringify(a), JSON.stringify(b)];
-  if (x !== y) throw new Error(`${what}:\n  page   ${x}\n  native ${y}`);
-}
-
 function native(args) {
   const out = execFileSync(AIGC, ['text', '--model', MODEL, '--json', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
   const line = out.trim().split('\n').filter((l) => l.startsWith('{')).pop();
   return JSON.parse(line);
 }
 
-const server = spawn(process.execPath, [join(ROOT, 'www/serve.mjs'), String(PORT)], { stdio: ['ignore', 'pipe', 'inherit'] });
-process.on('exit', () => server.kill());
-await new Promise((ok) => server.stdout.once('data', ok));
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  headless: true,
-  args: ['--enable-unsafe-webgpu', '--no-sandbox', '--disable-background-networking', '--disable-component-update',
-    '--disable-sync', '--no-first-run', '--disable-quic'],
-});
+const server = await serve(PORT);
+const browser = await chromium.launch(CHROMIUM);
 const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
 page.setDefaultTimeout(15 * 60 * 1000);
 page.on('pageerror', (e) => console.log(`page error: ${e.message}`));
@@ -113,6 +90,60 @@ try {
     if (r.finish !== 'abort') throw new Error(`finish_reason ${r.finish} after abort`);
     if (r.pieces > 4) throw new Error(`${r.pieces} pieces arrived after the abort`);
     if (r.again !== 4) throw new Error(`second generation gave ${r.again} tokens`);
+  });
+
+  // Three engines beside the page's: in the page itself (worker: false), and in a worker with a
+  // forced 4 MiB storage-binding limit (every weight split into row blocks), which then loses
+  // its device and must recover by loading the model again.
+  const MODEL_URL = `/models/${MODEL.split('/').pop()}`;
+  const greedy8 = () => native(['--prompt', PROMPT, '-n', '8', '--greedy']).tokens;
+
+  await check('in-page engine (worker: false) gives the native greedy tokens', async () => {
+    const want = greedy8();
+    const got = await page.evaluate(async ([url, prompt]) => {
+      const { Engine } = await import('./aigc.js');
+      const e = await Engine.create({ worker: false });
+      await e.load(url);
+      const r = await e.completions.create({ prompt, max_tokens: 8, temperature: 0 });
+      await e.unload();
+      return r.aigc.tokens;
+    }, [MODEL_URL, PROMPT]);
+    assertEq(got, want, 'in-page greedy tokens');
+  });
+
+  await check('forced 4 MiB storage-binding limit: same greedy tokens', async () => {
+    const want = greedy8();
+    const got = await page.evaluate(async ([url, prompt]) => {
+      const { Engine } = await import('./aigc.js');
+      const e = await Engine.create({ maxStorageBinding: 4 << 20 });
+      window.splitEngine = e;
+      await e.load(url);
+      return (await e.completions.create({ prompt, max_tokens: 8, temperature: 0 })).aigc.tokens;
+    }, [MODEL_URL, PROMPT]);
+    assertEq(got, want, 'greedy tokens with split weights');
+  });
+
+  await check('device loss: DeviceLostError, then loading again recovers', async () => {
+    const want = greedy8();
+    const r = await page.evaluate(async ([url, prompt]) => {
+      const e = window.splitEngine;
+      const lost = new Promise((ok) => { e.onDeviceLost = ok; });
+      await e._simulateDeviceLoss();
+      const event = await Promise.race([lost, new Promise((ok) => setTimeout(() => ok(null), 30000))]);
+      let failed = null;
+      try {
+        await e.completions.create({ prompt, max_tokens: 4, temperature: 0 });
+      } catch (err) {
+        failed = err.name;
+      }
+      await e.load(url);
+      const again = (await e.completions.create({ prompt, max_tokens: 8, temperature: 0 })).aigc.tokens;
+      await e.unload();
+      return { event: event && event.name, failed, again };
+    }, [MODEL_URL, PROMPT]);
+    if (r.event !== 'DeviceLostError') throw new Error(`onDeviceLost got ${r.event}`);
+    if (r.failed !== 'DeviceLostError') throw new Error(`generation after the loss gave ${r.failed}`);
+    assertEq(r.again, want, 'greedy tokens after reloading on a new device');
   });
 
   await check('Image tab: 2 candidates with the pixels of native aigc image (same seed)', async () => {
@@ -174,5 +205,4 @@ try {
   await browser.close();
   server.kill();
 }
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+finish();
