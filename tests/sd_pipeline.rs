@@ -118,7 +118,7 @@ fn quantized_weights_against_f32() {
     let f32_pipe = load("sd-tiny-v1", WeightQuant::F32);
     let (f32_run, f32_bytes) = (run(&f32_pipe, &r), f32_pipe.gpu_bytes);
     drop(f32_pipe);
-    for (quant, floor) in [(WeightQuant::Q8_0, 35.0), (WeightQuant::Q4_0, 20.0)] {
+    for (quant, floor) in [(WeightQuant::Q8_0, 35.0), (WeightQuant::Q4_0, 17.0)] {
         let p = load("sd-tiny-v1", quant);
         let g = run(&p, &r);
         let db = psnr(&g.images[0], &f32_run.images[0]);

@@ -2,6 +2,8 @@
 //! `AIGC_MAX_BINDING` test knob, read when the GPU is first initialised in this process), so
 //! - decoding 16×16 latents of the tiny SD 1.x VAE (64 channels × 32² = 256 KiB per activation)
 //!   runs in channel parts of 16, as SD 1.5's does at 512² under a 128 MiB limit;
+//!   its 64 → 64 3×3 convolution weights (144 KiB in f32) are kept in parts of whole input
+//!   channels, as SD's 2560 → 1280 ones (118 MiB) are under a smaller limit;
 //! - the tiny CLIP's token table (1000 × 32 f32 = 125 KiB) sits in two row blocks, as SD 1.x's
 //!   145 MiB table does under 128 MiB, and its attention runs in query chunks.
 //! Both must still match candle (max |Δ| ≤ 1e-3).

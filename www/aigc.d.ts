@@ -115,7 +115,9 @@ export interface Completion {
   usage?: Usage; aigc?: { tokens: number[] };
 }
 
-export interface ImageModelInfo { kind: 'image'; gpu_weight_bytes: number; quant: string; vae_scale: number; img2img: boolean }
+export interface ImageModelInfo { kind: 'image'; gpu_weight_bytes: number; quant: string; vae_scale: number; img2img: boolean;
+  /** The folder has a `taesd/` decoder: `previews: true` gives a picture at every step. */
+  previews: boolean }
 export type PngBytes = Blob | ArrayBuffer | Uint8Array;
 export interface ImageOptions {
   prompt: string;
@@ -136,7 +138,10 @@ export interface ImageOptions {
   /** img2img: fraction of the schedule to run (default 0.8). */
   strength?: number;
   signal?: AbortSignal;
-  onStep?: (s: { step: number; steps: number }) => void;
+  /** TAESD previews of each candidate's denoised estimate at every step (needs `taesd/`). */
+  previews?: boolean;
+  /** After each step; `previews` holds one PNG per candidate when asked for, else []. */
+  onStep?: (s: { step: number; steps: number; previews: Blob[] }) => void;
 }
 export interface ImagesResponse {
   created: number;

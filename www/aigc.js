@@ -100,7 +100,7 @@ export class Engine {
     }
     const p = this.pending.get(m.id);
     if (!p) return;
-    if (m.type === 'progress') p.onProgress?.({ phase: m.phase, done: m.done, total: m.total });
+    if (m.type === 'progress') p.onProgress?.({ phase: m.phase, done: m.done, total: m.total, previews: m.previews });
     else if (m.type === 'chunk') p.onChunk?.(m.text);
     else {
       this.pending.delete(m.id);
@@ -217,7 +217,9 @@ export class Engine {
    * OpenAI images-API shaped: resolves with `{created, data: [{b64_json, blob, seed}], aigc}`.
    * Options: prompt, negative_prompt, n, size ('512x512'), steps, guidance_scale, seed,
    * scheduler ('euler' | 'euler_a' | 'dpmpp_2m' | 'ddim' | 'lcm' | 'turbo'), image and mask
-   * (PNG Blob/ArrayBuffer/Uint8Array: img2img / inpainting), strength, signal, onStep({step, steps}).
+   * (PNG Blob/ArrayBuffer/Uint8Array: img2img / inpainting), strength, signal,
+   * onStep({step, steps, previews}) — `previews` (with `previews: true` and a model folder that
+   * has `taesd/`): one PNG Blob per candidate, its TAESD picture of the denoised estimate.
    */
   async _generateImages(o = {}) {
     if (typeof o.prompt !== 'string') throw new InvalidOptionError('prompt must be a string');
@@ -229,10 +231,13 @@ export class Engine {
     const request = {
       prompt: o.prompt, negative_prompt: o.negative_prompt ?? '', n: o.n ?? 1, size: o.size ?? '512x512',
       steps: o.steps ?? 20, guidance_scale: o.guidance_scale ?? 7.5, scheduler: o.scheduler ?? 'euler',
-      seed: o.seed ?? Math.floor(Math.random() * 2 ** 32), strength: o.strength ?? 0.8,
+      seed: o.seed ?? Math.floor(Math.random() * 2 ** 32), strength: o.strength ?? 0.8, previews: !!o.previews,
     };
     const msg = { type: 'image', request, init: await bytesOf(o.image), mask: await bytesOf(o.mask) };
-    const onProgress = (p) => o.onStep?.({ step: p.done, steps: p.total });
+    const onProgress = (p) => o.onStep?.({
+      step: p.done, steps: p.total,
+      previews: (p.previews || []).map((b) => new Blob([b], { type: 'image/png' })),
+    });
     const done = this._call(msg, { onProgress });
     const id = nextId - 1;
     o.signal?.addEventListener('abort', () => this.port.post({ type: 'abort', target: id }), { once: true });

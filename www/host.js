@@ -69,8 +69,10 @@ export function createHost(post) {
       }
       case 'image': {
         if (!engine) throw Object.assign(new Error('create the engine first'), { name: 'InvalidOptionError' });
-        const onStep = (step, steps) => {
-          post({ id, type: 'progress', phase: 'step', done: step, total: steps });
+        const onStep = (step, steps, previews) => {
+          // previews: PNG bytes of each candidate's TAESD preview (with request.previews).
+          const buffers = Array.from(previews || [], (a) => a.buffer);
+          post({ id, type: 'progress', phase: 'step', done: step, total: steps, previews: buffers });
           return !aborted.has(id);
         };
         const bytes = (b) => (b ? new Uint8Array(b) : undefined);

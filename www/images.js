@@ -19,6 +19,7 @@ const ui = {
 let loaded = false;
 let running = null; // AbortController of the generation in flight
 let init = null;    // { blob, seed } of the picture being refined (img2img), or null
+let previews = false; // the loaded folder has taesd/: show a TAESD picture at every step
 const app = window.aigcApp;
 
 function setState(s) {
@@ -51,8 +52,10 @@ async function load() {
     ui.progress.removeAttribute('value');
     const info = await engine.images.load(ui.url.value.trim(), { quant: ui.quant.value });
     loaded = true;
+    previews = !!info.previews;
     Object.assign(ui.progress, { max: 1, value: 1 });
-    ui.progressLabel.textContent = `Loaded: ${(info.gpu_weight_bytes / 1048576).toFixed(1)} MiB on the GPU (${info.quant})`;
+    ui.progressLabel.textContent = `Loaded: ${(info.gpu_weight_bytes / 1048576).toFixed(1)} MiB on the GPU (${info.quant})`
+      + (previews ? ', with TAESD previews' : '');
     setState('loaded');
   } catch (e) {
     loaded = false;
@@ -69,6 +72,22 @@ function setInit(next) {
 }
 ui.initClear.addEventListener('click', () => setInit(null));
 ui.strength.addEventListener('input', () => setInit(init));
+
+// While generating: each candidate's TAESD preview of this step, in the grid's place.
+function showPreviews(blobs) {
+  const imgs = [...ui.grid.querySelectorAll('img.preview')];
+  if (imgs.length !== blobs.length) {
+    ui.grid.replaceChildren(...blobs.map(() => {
+      const fig = document.createElement('figure');
+      fig.append(Object.assign(document.createElement('img'), { className: 'preview', alt: 'preview' }));
+      return fig;
+    }));
+  }
+  ui.grid.querySelectorAll('img.preview').forEach((img, k) => {
+    if (img.src) URL.revokeObjectURL(img.src);
+    img.src = URL.createObjectURL(blobs[k]);
+  });
+}
 
 function show(result) {
   ui.grid.replaceChildren();
@@ -91,6 +110,7 @@ async function generate() {
   const engine = await app.ready;
   running = new AbortController();
   setState('generating');
+  delete document.body.dataset.previewSteps;
   const t0 = performance.now();
   Object.assign(ui.progress, { max: 1, value: 0 });
   ui.progressLabel.textContent = 'Encoding the prompt…';
@@ -101,7 +121,9 @@ async function generate() {
       seed: Number(ui.seed.value), scheduler: ui.scheduler.value,
       image: init?.blob, strength: init ? Number(ui.strength.value) : undefined,
       signal: running.signal,
-      onStep: ({ step, steps }) => {
+      previews,
+      onStep: ({ step, steps, previews: shots }) => {
+        if (shots?.length) { showPreviews(shots); document.body.dataset.previewSteps = String(step); }
         Object.assign(ui.progress, { max: steps, value: step });
         const per = (performance.now() - t0) / 1000 / step;
         ui.progressLabel.textContent = `Step ${step}/${steps}, ${per.toFixed(2)} s/step`;

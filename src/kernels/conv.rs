@@ -1,18 +1,24 @@
 //! 2-D convolution (`shaders/conv2d.wgsl`) for the diffusion models: NCHW activations, PyTorch
-//! weights [co, ci, k, k], a bias, zero padding given as top/left (bottom/right follow from the
-//! output size). CPU twin: [`super::reference::conv2d`].
+//! weights [co, ci, k, k] laid out once at load as rows of taps ([`ConvWeight`]), a bias, zero
+//! padding given as top/left (bottom/right follow from the output size). CPU twin:
+//! [`super::reference::conv2d`] (on the weights as [`ConvWeight::dequantized`] gives them back).
 //!
 //! Ours rather than burn's `conv2d` so the diffusion models follow the project's kernel
-//! conventions (one shader per op family, a CPU twin, a parity test) and so the quantized
-//! variant (weights dequantized in registers) can grow from the same loop.
+//! conventions (one shader per op family, a CPU twin, a parity test) and so quantized weights
+//! (Q8_0 / Q4_0 in blocks of 32 output channels of one tap) are dequantized in registers.
 
 use burn::backend::wgpu::CubeTensor;
+use burn::cubecl::server::Handle;
 
-use super::{launch, params, ShaderKernel};
+use super::{grid, launch, params, ShaderKernel};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::quant::{dequantize, quantize_q4_0, quantize_q8_0, GgmlType};
 
 const SRC: &str = include_str!("../../shaders/conv2d.wgsl");
+
+/// Output channels per invocation (the kernel's register tile is 8 channels × 4 pixels).
+const CH: usize = 8;
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -27,7 +33,13 @@ struct Params {
     stride: u32,
     pad_t: u32,
     pad_l: u32,
-    _pad: [u32; 2],
+    w_ld: u32,
+    w_row0: u32,
+    w_col0: u32,
+    cgroups: u32,
+    flags: u32,
+    x_c0: u32,
+    x_ct: u32,
 }
 
 /// The geometry of one convolution.
@@ -55,11 +67,146 @@ impl ConvShape {
     }
 }
 
-/// x [B, ci, h, w], weight [co, ci, k, k], bias [co] → [B, co, ho, wo].
-pub fn conv2d(gpu: &Gpu, x: &CubeTensor, weight: &CubeTensor, bias: &CubeTensor, s: ConvShape) -> Result<CubeTensor> {
+/// Convolution weights on the GPU: row `(c·k + i)·k + j` holds the `co` output channels of that
+/// tap, padded to a multiple of 32, as f32 or as Q8_0 / Q4_0 blocks of 32 channels (GGUF block
+/// arithmetic; Q8_0/Q4_0 blocks get 2 pad bytes after their scale, as the matmul's do).
+/// A weight larger than one storage binding (SD's 2560→1280 3×3 convs are 118 MiB in f32) is
+/// kept in parts of whole input channels — contiguous row ranges — each its own buffer, and the
+/// convolution sums over them.
+#[derive(Clone)]
+pub struct ConvWeight {
+    /// (buffer, first input channel, input channels) per part.
+    pub parts: Vec<(Handle, usize, usize)>,
+    pub ty: GgmlType,
+    pub co: usize,
+    pub ci: usize,
+    pub k: usize,
+    /// Channels per weight row (co rounded up to 32).
+    pub ld: usize,
+}
+
+impl ConvWeight {
+    /// Lay out PyTorch weights [co, ci, k, k] as tap rows, optionally quantized (`ty` F32, Q8_0
+    /// or Q4_0).
+    pub fn upload(gpu: &Gpu, w: &[f32], co: usize, ci: usize, k: usize, ty: GgmlType) -> Result<ConvWeight> {
+        let rows = ci * k * k;
+        if w.len() != co * rows || co == 0 || rows == 0 {
+            return Err(Error::ModelConfig(format!("convolution weight has {} values, expected {co}×{ci}×{k}×{k}", w.len())));
+        }
+        let ld = co.div_ceil(32) * 32;
+        let mut t = vec![0f32; rows * ld];
+        for o in 0..co {
+            for r in 0..rows {
+                t[r * ld + o] = w[o * rows + r];
+            }
+        }
+        let bytes: Vec<u8> = match ty {
+            GgmlType::F32 => bytemuck::cast_slice(&t).to_vec(),
+            GgmlType::Q8_0 => super::matmul::repack(ty, &quantize_q8_0(&t)),
+            GgmlType::Q4_0 => super::matmul::repack(ty, &quantize_q4_0(&t)),
+            other => return Err(Error::UnsupportedModel(format!("convolution weights in {}", other.name()))),
+        };
+        let channel_bytes = bytes.len() / ci; // k² rows
+        let per_part = (gpu.max_binding / channel_bytes as u64) as usize;
+        if per_part == 0 {
+            return Err(Error::OutOfMemory(format!(
+                "one input channel of a convolution weight ({channel_bytes} bytes) exceeds this GPU's {}-byte storage binding limit",
+                gpu.max_binding
+            )));
+        }
+        let parts = (0..ci)
+            .step_by(per_part)
+            .map(|c0| {
+                let n = per_part.min(ci - c0);
+                (gpu.upload_bytes(&bytes[c0 * channel_bytes..(c0 + n) * channel_bytes]), c0, n)
+            })
+            .collect();
+        Ok(ConvWeight { parts, ty, co, ci, k, ld })
+    }
+
+    /// Bytes on the GPU.
+    pub fn n_bytes(&self) -> usize {
+        let rows = self.ci * self.k * self.k;
+        match self.ty {
+            GgmlType::F32 => rows * self.ld * 4,
+            ty => rows * self.ld / 32 * super::matmul::gpu_block_bytes(ty),
+        }
+    }
+
+    /// What the kernel multiplies by: PyTorch-layout [co, ci, k, k] f32 weights after the
+    /// quantization round trip (the CPU twin's input).
+    pub fn dequantized(w: &[f32], co: usize, ci: usize, k: usize, ty: GgmlType) -> Vec<f32> {
+        let rows = ci * k * k;
+        let ld = co.div_ceil(32) * 32;
+        let mut t = vec![0f32; rows * ld];
+        for o in 0..co {
+            for r in 0..rows {
+                t[r * ld + o] = w[o * rows + r];
+            }
+        }
+        let bytes = match ty {
+            GgmlType::Q8_0 => quantize_q8_0(&t),
+            GgmlType::Q4_0 => quantize_q4_0(&t),
+            _ => return w.to_vec(),
+        };
+        let mut back = vec![0f32; t.len()];
+        if dequantize(ty, &bytes, &mut back).is_err() {
+            return w.to_vec();
+        }
+        let mut out = vec![0f32; w.len()];
+        for o in 0..co {
+            for r in 0..rows {
+                out[o * rows + r] = back[r * ld + o];
+            }
+        }
+        out
+    }
+}
+
+/// Which part of the weight one call uses: output channels `o0 .. o0 + co` (o0 a multiple of 8)
+/// and input channels `i0 ..` (as many as the input has).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ConvWindow {
+    pub o0: usize,
+    pub i0: usize,
+}
+
+/// x [B, ci, h, w], the whole weight, bias [co] → [B, co, ho, wo].
+pub fn conv2d(gpu: &Gpu, x: &CubeTensor, weight: &ConvWeight, bias: &CubeTensor, s: ConvShape) -> Result<CubeTensor> {
+    let (ho, wo) = s.out_hw();
+    let y = gpu.empty_f32(&[s.batch, s.co, ho, wo]);
+    conv2d_into(gpu, x, weight, bias, s, ConvWindow::default(), &y, false, true)?;
+    Ok(y)
+}
+
+/// The convolution of `x` with a window of `weight` (`s.ci` inputs from `win.i0`, `s.co`
+/// outputs from `win.o0`), written into `y` [B, s.co, ho, wo] — or added to it with
+/// `accumulate`; the bias (indexed from `win.o0`) only with `add_bias`.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_into(
+    gpu: &Gpu,
+    x: &CubeTensor,
+    weight: &ConvWeight,
+    bias: &CubeTensor,
+    s: ConvShape,
+    win: ConvWindow,
+    y: &CubeTensor,
+    accumulate: bool,
+    add_bias: bool,
+) -> Result<()> {
     let (ho, wo) = s.out_hw();
     if s.k == 0 || s.stride == 0 || s.h + s.pad_t + s.pad_b < s.k || s.w + s.pad_l + s.pad_r < s.k {
         return Err(Error::InvalidOption(format!("convolution {s:?} has no output")));
+    }
+    if s.k != weight.k || win.i0 + s.ci > weight.ci || win.o0 + s.co > weight.co || win.o0 % CH != 0 {
+        return Err(Error::ModelConfig(format!(
+            "convolution {s:?} (inputs from {}, outputs from {}) does not fit its {}×{}×{k}×{k} weight",
+            win.i0,
+            win.o0,
+            weight.co,
+            weight.ci,
+            k = weight.k
+        )));
     }
     let out_bytes = 4 * (s.batch * s.co * ho * wo) as u64;
     let in_bytes = 4 * (s.batch * s.ci * s.h * s.w) as u64;
@@ -69,8 +216,8 @@ pub fn conv2d(gpu: &Gpu, x: &CubeTensor, weight: &CubeTensor, bias: &CubeTensor,
             gpu.max_binding
         )));
     }
-    let y = gpu.empty_f32(&[s.batch, s.co, ho, wo]);
-    let p = Params {
+    let cgroups = s.co.div_ceil(CH);
+    let base = Params {
         ci: s.ci as u32,
         h: s.h as u32,
         w: s.w as u32,
@@ -81,21 +228,54 @@ pub fn conv2d(gpu: &Gpu, x: &CubeTensor, weight: &CubeTensor, bias: &CubeTensor,
         stride: s.stride as u32,
         pad_t: s.pad_t as u32,
         pad_l: s.pad_l as u32,
-        _pad: [0; 2],
+        w_ld: weight.ld as u32,
+        w_row0: 0,
+        w_col0: win.o0 as u32,
+        cgroups: cgroups as u32,
+        flags: 0,
+        x_c0: 0,
+        x_ct: s.ci as u32,
     };
-    let gx = ((ho * wo) as u32).div_ceil(64);
-    let gy = (s.co as u32).div_ceil(8);
-    launch(
-        gpu,
-        ShaderKernel::plain("conv2d", SRC),
-        (gx, gy, s.batch as u32),
-        vec![
-            x.handle.clone().binding(),
-            weight.handle.clone().binding(),
-            bias.handle.clone().binding(),
-            y.handle.clone().binding(),
-            params(gpu, &p).binding(),
-        ],
-    );
-    Ok(y)
+    let pixel_groups = (ho * wo.div_ceil(4)) as u32;
+    let (gx, gy) = grid(pixel_groups.div_ceil(64));
+    let z = (s.batch * cgroups) as u32;
+    if z > 65535 {
+        return Err(Error::OutOfMemory(format!("convolution of batch {} × {} channel groups exceeds one dispatch", s.batch, cgroups)));
+    }
+    let wq = match weight.ty {
+        GgmlType::Q8_0 => "q8_0",
+        GgmlType::Q4_0 => "q4_0",
+        _ => "f32",
+    };
+    // One dispatch per weight part that overlaps the input channels win.i0 .. win.i0 + s.ci;
+    // the first writes (or accumulates, as asked) and adds the bias, the rest add into y.
+    let mut first = true;
+    for (handle, c0, n) in &weight.parts {
+        let lo = win.i0.max(*c0);
+        let hi = (win.i0 + s.ci).min(c0 + n);
+        if lo >= hi {
+            continue;
+        }
+        let p = Params {
+            ci: (hi - lo) as u32,
+            w_row0: ((lo - c0) * s.k * s.k) as u32,
+            x_c0: (lo - win.i0) as u32,
+            flags: u32::from(accumulate || !first) | (u32::from(add_bias && first) << 1),
+            ..base
+        };
+        first = false;
+        launch(
+            gpu,
+            ShaderKernel { name: "conv2d", source: SRC, qtype: None, tile_t: 0, variant: wq },
+            (gx, gy, z),
+            vec![
+                x.handle.clone().binding(),
+                handle.clone().binding(),
+                bias.handle.clone().binding(),
+                y.handle.clone().binding(),
+                params(gpu, &p).binding(),
+            ],
+        );
+    }
+    Ok(())
 }

@@ -68,6 +68,9 @@ struct ImageJson {
     scheduler: String,
     #[serde(default = "strength08")]
     strength: f64,
+    /// TAESD previews of every candidate at every step (the folder must have `taesd/`).
+    #[serde(default)]
+    previews: bool,
 }
 
 fn one() -> usize {
@@ -99,6 +102,7 @@ pub(super) async fn load(state: Rc<RefCell<State>>, base: String, quant: String)
     let pipe = SdPipeline::load(&UrlFolder { base }, gpu, quant).await?;
     let info = serde_json::json!({
         "kind": "image",
+        "previews": pipe.taesd.is_some(),
         "gpu_weight_bytes": pipe.gpu_bytes,
         "quant": format!("{quant:?}"),
         "vae_scale": pipe.vae_scale(),
@@ -133,12 +137,21 @@ pub(super) async fn generate(
     req.strength = j.strength;
     req.init = init.as_deref().map(decode_png).transpose()?;
     req.mask = mask.as_deref().map(decode_png).transpose()?;
+    req.previews = j.previews;
     // Take the pipeline out while generating so no RefCell borrow is held across awaits.
     let pipe = state.borrow_mut().image.take().ok_or_else(|| Error::InvalidOption("no image model loaded".into()))?;
     let result = pipe
         .generate(&req, &mut |s| {
+            // previews: an array of PNG bytes (empty when not asked for); a preview that fails
+            // to encode is left out rather than stopping the run.
+            let previews = Array::new();
+            for img in &s.previews {
+                if let Ok(png) = encode_png(img) {
+                    previews.push(&Uint8Array::from(png.as_slice()));
+                }
+            }
             on_step
-                .call2(&JsValue::NULL, &JsValue::from_f64(s.step as f64), &JsValue::from_f64(s.steps as f64))
+                .call3(&JsValue::NULL, &JsValue::from_f64(s.step as f64), &JsValue::from_f64(s.steps as f64), &previews)
                 .map(|v| v.as_bool() != Some(false))
                 .unwrap_or(false)
         })

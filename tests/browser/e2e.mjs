@@ -190,6 +190,8 @@ try {
     }, want);
     console.log(`     browser vs native: ${JSON.stringify(cmp)}`);
     if (cmp.count !== 2) throw new Error(`${cmp.count} pictures on the page`);
+    // The fixture folder has taesd/: the page showed a TAESD preview at every step.
+    assertEq(await page.evaluate(() => document.body.dataset.previewSteps), '4', 'steps with previews shown');
     for (const r of cmp.res) if (r.diff !== 0) throw new Error(`pixels differ from native: ${JSON.stringify(cmp.res)}`);
   });
 

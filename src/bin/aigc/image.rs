@@ -59,6 +59,14 @@ pub struct ImageArgs {
     /// Also write the final latents (before the VAE) as a float32 .npy.
     #[arg(long)]
     save_latents: Option<PathBuf>,
+    /// Write a TAESD preview of each candidate's denoised estimate after every step to
+    /// DIR/step-NN[-k].png (needs a TAESD decoder: MODEL/taesd/, or --taesd).
+    #[arg(long)]
+    previews: Option<PathBuf>,
+    /// A TAESD decoder for --previews: a diffusers AutoencoderTiny folder, or a folder holding
+    /// taesd_decoder.safetensors (default: MODEL/taesd/ when present).
+    #[arg(long)]
+    taesd: Option<PathBuf>,
     /// After generating, print one line of JSON with timings.
     #[arg(long)]
     json: bool,
@@ -88,7 +96,19 @@ pub async fn run(a: ImageArgs) -> Result<()> {
     let scheduler: SchedulerKind = a.scheduler.parse()?;
     let quant = WeightQuant::parse(&a.quant)?;
     let gpu = Gpu::get().await?;
-    let pipe = SdPipeline::load(&DirFolder(a.model.clone()), gpu, quant).await?;
+    let mut pipe = SdPipeline::load(&DirFolder(a.model.clone()), gpu, quant).await?;
+    if let Some(dir) = &a.taesd {
+        pipe.load_taesd(&DirFolder(dir.clone()), "").await?;
+    }
+    if a.previews.is_some() && pipe.taesd.is_none() {
+        return Err(Error::InvalidOption(format!(
+            "--previews needs a TAESD decoder: none in {}/taesd/; give one with --taesd",
+            a.model.display()
+        )));
+    }
+    if let Some(dir) = &a.previews {
+        std::fs::create_dir_all(dir).map_err(|e| Error::Io(format!("{}: {e}", dir.display())))?;
+    }
     eprintln!(
         "loaded {} in {:.1} s: {:.1} MiB of weights on the GPU ({:?})",
         a.model.display(),
@@ -108,6 +128,7 @@ pub async fn run(a: ImageArgs) -> Result<()> {
     req.strength = a.strength;
     req.init = a.init.as_deref().map(read_png).transpose()?;
     req.mask = a.mask.as_deref().map(read_png).transpose()?;
+    req.previews = a.previews.is_some();
     if let Some(p) = &a.latents {
         let bytes = std::fs::read(p).map_err(|e| Error::Io(format!("{}: {e}", p.display())))?;
         let npy = read_npy_f32(&bytes)?;
@@ -123,8 +144,19 @@ pub async fn run(a: ImageArgs) -> Result<()> {
         req.latents = Some(npy.data);
     }
     let mut err = std::io::stderr();
+    let mut preview_error = None;
     let res = pipe
         .generate(&req, &mut |s| {
+            if let Some(dir) = &a.previews {
+                for (k, img) in s.previews.iter().enumerate() {
+                    let name = if s.previews.len() == 1 { format!("step-{:02}.png", s.step) } else { format!("step-{:02}-{k}.png", s.step) };
+                    let path = dir.join(name);
+                    if let Err(e) = encode_png(img).and_then(|b| std::fs::write(&path, b).map_err(|e| Error::Io(format!("{}: {e}", path.display())))) {
+                        preview_error = Some(e);
+                        return false;
+                    }
+                }
+            }
             let per = s.seconds / s.step as f64;
             let filled = s.step * 20 / s.steps.max(1);
             let _ = write!(err, "\r[{}{}] step {}/{}, {per:.2} s/step", "#".repeat(filled), "-".repeat(20 - filled), s.step, s.steps);
@@ -133,7 +165,9 @@ pub async fn run(a: ImageArgs) -> Result<()> {
             }
             true
         })
-        .await?;
+        .await;
+    // A preview that could not be written stopped the run: report that, not the cancellation.
+    let res = res.map_err(|e| preview_error.unwrap_or(e))?;
     for (k, img) in res.images.iter().enumerate() {
         let path = if res.images.len() == 1 { a.out.clone() } else { numbered(&a.out, k) };
         std::fs::write(&path, encode_png(img)?).map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;

@@ -4,16 +4,18 @@
 //! Weights are f32 on the GPU by default. With [`WeightQuant::Q8_0`] / [`WeightQuant::Q4_0`] the
 //! linear layers are quantized once at load (GGUF block layout) and run through our quantized
 //! matmul kernel (`shaders/matmul_q.wgsl`), which dequantizes in registers; a layer whose input
-//! width is not a whole number of 32-wide blocks stays f32.
+//! width is not a whole number of 32-wide blocks stays f32. Convolutions are quantized too, in
+//! blocks of 32 output channels of one tap (`shaders/conv2d.wgsl`).
 //! Shapes follow PyTorch: activations [B, C, H, W] for convs, [B, T, C] for transformer layers;
 //! linear weights [out, in], conv weights [out, in, kh, kw].
 
+use burn::backend::wgpu::CubeTensor;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::kernels::conv::{conv2d, ConvShape};
+use crate::kernels::conv::{conv2d, conv2d_into, ConvShape, ConvWeight, ConvWindow};
 use crate::kernels::matmul::{matmul, Linear};
 use crate::quant::{quantize_q4_0, quantize_q8_0, GgmlType};
 use crate::safetensors::SafetensorsFile;
@@ -114,11 +116,31 @@ impl<'a, S: ByteSource> Loader<'a, S> {
         Ok(Dense::F32 { wt, b })
     }
 
-    /// `{prefix}.weight` [c_out, c_in, k, k] + `{prefix}.bias`.
+    /// `{prefix}.weight` [c_out, c_in, k, k] + `{prefix}.bias`, the weight quantized as the
+    /// loader's linear layers are.
     pub async fn conv(&self, prefix: &str, c_in: usize, c_out: usize, k: usize, stride: usize) -> Result<Conv2d> {
-        let w = self.tensor(&format!("{prefix}.weight"), [c_out, c_in, k, k]).await?;
-        let b = self.tensor(&format!("{prefix}.bias"), [c_out]).await?;
-        Ok(Conv2d { w, b, stride, pad: k / 2, pad_end: k / 2 })
+        let b = self.file.f32(&format!("{prefix}.bias"), &[c_out]).await?;
+        self.conv_with_bias(prefix, c_in, c_out, k, stride, b).await
+    }
+
+    /// A convolution stored without a bias (TAESD's after each upsample).
+    pub async fn conv_no_bias(&self, prefix: &str, c_in: usize, c_out: usize, k: usize, stride: usize) -> Result<Conv2d> {
+        self.conv_with_bias(prefix, c_in, c_out, k, stride, vec![0.0; c_out]).await
+    }
+
+    async fn conv_with_bias(&self, prefix: &str, c_in: usize, c_out: usize, k: usize, stride: usize, b: Vec<f32>) -> Result<Conv2d> {
+        let w = self.file.f32(&format!("{prefix}.weight"), &[c_out, c_in, k, k]).await?;
+        let ty = match self.quant {
+            WeightQuant::F32 => GgmlType::F32,
+            WeightQuant::Q8_0 => GgmlType::Q8_0,
+            WeightQuant::Q4_0 => GgmlType::Q4_0,
+        };
+        let w = ConvWeight::upload(self.gpu, &w, c_out, c_in, k, ty).map_err(|e| match e {
+            Error::ModelConfig(m) => Error::ModelConfig(format!("{prefix}: {m}")),
+            e => e,
+        })?;
+        self.gpu_bytes.set(self.gpu_bytes.get() + w.n_bytes() as u64 + 4 * c_out as u64);
+        Ok(Conv2d { w, b: self.gpu.upload_f32(&b, &[c_out]), stride, pad: k / 2, pad_end: k / 2 })
     }
 
     pub async fn group_norm(&self, prefix: &str, groups: usize, channels: usize, eps: f64) -> Result<GroupNorm> {
@@ -169,8 +191,8 @@ impl Dense {
 /// 2-D convolution through our kernel (`shaders/conv2d.wgsl`); "same" padding for odd kernels
 /// unless changed (`pad` before, `pad_end` after, in both dimensions).
 pub struct Conv2d {
-    pub w: Tensor<4>,
-    pub b: Tensor<1>,
+    pub w: ConvWeight,
+    pub b: CubeTensor,
     pub stride: usize,
     pub pad: usize,
     pub pad_end: usize,
@@ -180,13 +202,16 @@ impl Conv2d {
     /// x [B, C_in, H, W] → [B, C_out, H / stride, W / stride]
     pub fn forward(&self, gpu: &Gpu, x: Tensor<4>) -> Result<Tensor<4>> {
         let [batch, ci, h, w] = x.dims();
-        let [co, wci, k, _] = self.w.dims();
-        if wci != ci {
-            return Err(Error::ModelConfig(format!("convolution expects {wci} input channels, got {ci}")));
+        if self.w.ci != ci {
+            return Err(Error::ModelConfig(format!("convolution expects {} input channels, got {ci}", self.w.ci)));
         }
-        let shape = ConvShape { batch, ci, h, w, co, k, stride: self.stride, pad_t: self.pad, pad_l: self.pad, pad_b: self.pad_end, pad_r: self.pad_end };
-        let y = conv2d(gpu, &Gpu::from_burn(x)?, &Gpu::from_burn(self.w.clone())?, &Gpu::from_burn(self.b.clone())?, shape)?;
+        let y = conv2d(gpu, &Gpu::from_burn(x)?, &self.w, &self.b, self.shape(batch, ci, h, w, self.w.co))?;
         Ok(Gpu::to_burn(y))
+    }
+
+    fn shape(&self, batch: usize, ci: usize, h: usize, w: usize, co: usize) -> ConvShape {
+        let (k, p, e) = (self.w.k, self.pad, self.pad_end);
+        ConvShape { batch, ci, h, w, co, k, stride: self.stride, pad_t: p, pad_l: p, pad_b: e, pad_r: e }
     }
 }
 
@@ -200,7 +225,8 @@ pub struct Parts(pub Vec<Tensor<4>>);
 pub fn part_channels(b: usize, c: usize, h: usize, w: usize, unit: usize, budget: u64) -> usize {
     let per_channel = (4 * b * h * w) as u64;
     let k = (budget / per_channel.max(1)) as usize / unit.max(1) * unit.max(1);
-    k.clamp(unit.max(1), c.max(1))
+    // Not `clamp`: a convolution's output unit (8 channels) may exceed its channels (the VAE's 3).
+    k.max(unit.max(1)).min(c.max(1))
 }
 
 impl Parts {
@@ -251,47 +277,39 @@ impl Parts {
 
 impl Conv2d {
     /// The convolution over channel parts: output parts of whole `out_unit` groups under
-    /// `budget`, each the sum over the input parts (bias added once).
+    /// `budget`, each the sum over the input parts, accumulated in place (bias added once).
     pub fn forward_parts(&self, gpu: &Gpu, x: &Parts, out_unit: usize, budget: u64) -> Result<Parts> {
         let [b, ci_total, h, w] = x.dims();
-        let [co, wci, k, _] = self.w.dims();
-        if wci != ci_total || h + self.pad + self.pad_end < k || w + self.pad + self.pad_end < k {
-            return Err(Error::ModelConfig(format!("convolution expects {wci} input channels, got {ci_total} at {h}×{w}")));
+        let (co, k) = (self.w.co, self.w.k);
+        if self.w.ci != ci_total || h + self.pad + self.pad_end < k || w + self.pad + self.pad_end < k {
+            return Err(Error::ModelConfig(format!("convolution expects {} input channels, got {ci_total} at {h}×{w}", self.w.ci)));
         }
         let ho = (h + self.pad + self.pad_end - k) / self.stride + 1;
         let wo = (w + self.pad + self.pad_end - k) / self.stride + 1;
-        let oc = part_channels(b, co, ho, wo, out_unit, budget);
+        // Output parts start at multiples of 8 channels (the kernel's channel tile).
+        let oc = part_channels(b, co, ho, wo, out_unit.max(1) * 8 / gcd(out_unit.max(1), 8), budget);
         if x.0.len() == 1 && oc >= co {
             return Ok(Parts(vec![self.forward(gpu, x.0[0].clone())?]));
         }
         let mut out = Vec::new();
         for o0 in (0..co).step_by(oc) {
             let on = oc.min(co - o0);
-            let mut acc: Option<Tensor<4>> = None;
+            let y = gpu.empty_f32(&[b, on, ho, wo]);
             let mut i0 = 0;
-            for xi in &x.0 {
+            for (n, xi) in x.0.iter().enumerate() {
                 let ci = xi.dims()[1];
-                let part = Conv2d {
-                    w: self.w.clone().narrow(0, o0, on).narrow(1, i0, ci),
-                    b: match i0 {
-                        0 => self.b.clone().narrow(0, o0, on),
-                        _ => Tensor::zeros([on], &gpu.device),
-                    },
-                    stride: self.stride,
-                    pad: self.pad,
-                    pad_end: self.pad_end,
-                };
-                let y = part.forward(gpu, xi.clone())?;
-                acc = Some(match acc {
-                    Some(a) => a + y,
-                    None => y,
-                });
+                let win = ConvWindow { o0, i0 };
+                conv2d_into(gpu, &Gpu::from_burn(xi.clone())?, &self.w, &self.b, self.shape(b, ci, h, w, on), win, &y, n > 0, n == 0)?;
                 i0 += ci;
             }
-            out.extend(acc);
+            out.push(Gpu::to_burn(y));
         }
         Ok(Parts(out))
     }
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a } else { gcd(b, a % b) }
 }
 
 /// GroupNorm (Wu & He 2018): statistics over each group of channels and all pixels.

@@ -23,6 +23,7 @@ use super::clip::ClipText;
 use super::config::{parse, ClipConfig, UnetConfig, VaeConfig};
 use super::imageio::{from_rgb8, to_rgb8, Rgb8};
 use super::nn::{read_tensor, Loader, WeightQuant};
+use super::taesd::Taesd;
 use super::noise::{BatchNoise, NoiseSource};
 use super::scheduler::{new_scheduler, SchedulerConfig, SchedulerKind};
 use super::unet::Unet;
@@ -57,6 +58,8 @@ pub struct ImageRequest {
     pub strength: f64,
     /// Inpainting: where to repaint (pixels whose red value is ≥ 128), the request's size.
     pub mask: Option<Rgb8>,
+    /// Decode a preview of every candidate at every step (needs a TAESD decoder loaded).
+    pub previews: bool,
 }
 
 impl ImageRequest {
@@ -76,6 +79,7 @@ impl ImageRequest {
             init: None,
             strength: 0.8,
             mask: None,
+            previews: false,
         }
     }
 }
@@ -91,12 +95,15 @@ pub struct Generated {
 }
 
 /// Progress of one denoising step.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct StepInfo {
     /// 1-based step just finished.
     pub step: usize,
     pub steps: usize,
     pub seconds: f64,
+    /// With `ImageRequest::previews`: each candidate's denoised estimate (x₀) at this step
+    /// through TAESD, 8× the latent size.
+    pub previews: Vec<Rgb8>,
 }
 
 /// A loaded diffusers folder.
@@ -112,6 +119,8 @@ pub struct SdPipeline {
     /// Bytes of weights on the GPU (after quantization).
     pub gpu_bytes: u64,
     pub quant: WeightQuant,
+    /// The TAESD decoder for previews, if one was loaded.
+    pub taesd: Option<Taesd>,
 }
 
 async fn need<F: ModelFolder>(folder: &F, rel: &str) -> Result<String> {
@@ -175,7 +184,12 @@ impl SdPipeline {
                 unet.cfg.in_channels, vae.cfg.latent_channels
             )));
         }
-        Ok(SdPipeline { gpu, tokenizer, text_encoder, unet, vae, vae_encoder, scheduler, gpu_bytes, quant })
+        let mut pipe = SdPipeline { gpu, tokenizer, text_encoder, unet, vae, vae_encoder, scheduler, gpu_bytes, quant, taesd: None };
+        // A `taesd/` folder beside the others gives per-step previews.
+        if folder.text("taesd/config.json").await?.is_some() {
+            pipe.load_taesd(folder, "taesd/").await?;
+        }
+        Ok(pipe)
     }
 
     /// Pixels per latent cell (8 for SD's VAE: 2^(blocks − 1)).
@@ -283,6 +297,10 @@ impl SdPipeline {
             } else {
                 eps
             };
+            let previews = match (&self.taesd, req.previews) {
+                (Some(t), true) => self.preview(t, &sched.predicted_original(&eps, i, &x)?, n, h, w).await?,
+                _ => Vec::new(),
+            };
             x = sched.step(&eps, i, &x, &mut noise)?;
             if let (Some(m), Some(il)) = (&mask, &image_latents) {
                 // Keep the init picture outside the mask, at the noise level of the next step.
@@ -294,7 +312,7 @@ impl SdPipeline {
                     *x = (1.0 - m) * p + m * *x;
                 }
             }
-            let info = StepInfo { step: i - start + 1, steps: timesteps.len() - start, seconds: t_loop.elapsed().as_secs_f64() };
+            let info = StepInfo { step: i - start + 1, steps: timesteps.len() - start, seconds: t_loop.elapsed().as_secs_f64(), previews };
             if !on_step(info) {
                 return Err(Error::Cancelled);
             }
@@ -323,6 +341,37 @@ impl SdPipeline {
         }
         let x = Tensor::<4>::from_data(TensorData::new(from_rgb8(img), [1, 3, height, width]), &self.gpu.device);
         read_tensor(&self.gpu, enc.forward(&self.gpu, x)?).await
+    }
+
+    /// TAESD pictures of `n` candidates' latents [n, c, h, w] (values in [0, 1] → 8-bit RGB).
+    async fn preview(&self, taesd: &Taesd, latents: &[f32], n: usize, h: usize, w: usize) -> Result<Vec<Rgb8>> {
+        let c = taesd.latent_channels;
+        let x = Tensor::<4>::from_data(TensorData::new(latents.to_vec(), [n, c, h, w]), &self.gpu.device);
+        let img = read_tensor(&self.gpu, taesd.forward(&self.gpu, x)?).await?;
+        let per = 3 * 64 * h * w;
+        // to_rgb8 maps [-1, 1]; TAESD gives [0, 1].
+        img.chunks(per).map(|p| to_rgb8(&p.iter().map(|v| 2.0 * v - 1.0).collect::<Vec<_>>(), 8 * w, 8 * h)).collect()
+    }
+
+    /// Load a TAESD decoder for per-step previews from `folder` (a diffusers AutoencoderTiny:
+    /// `{dir}diffusion_pytorch_model.safetensors`, or a `taesd_decoder.safetensors`).
+    pub async fn load_taesd<F: ModelFolder>(&mut self, folder: &F, dir: &str) -> Result<()> {
+        let rel = match folder.text(&format!("{dir}config.json")).await? {
+            Some(_) => format!("{dir}diffusion_pytorch_model.safetensors"),
+            None => format!("{dir}taesd_decoder.safetensors"),
+        };
+        let file = weights(folder, &rel).await?;
+        let ld = Loader::new(&file, &self.gpu, WeightQuant::F32);
+        let taesd = Taesd::load(&ld).await?;
+        if taesd.latent_channels != self.unet.cfg.in_channels {
+            return Err(Error::ModelConfig(format!(
+                "TAESD takes {} latent channels, the UNet makes {}",
+                taesd.latent_channels, self.unet.cfg.in_channels
+            )));
+        }
+        self.gpu_bytes += ld.gpu_bytes.get();
+        self.taesd = Some(taesd);
+        Ok(())
     }
 
     /// VAE-decode one candidate's latents `[4, h, w]` to pixels.

@@ -83,6 +83,14 @@ pub trait Scheduler: Send {
         sample: &[f32],
         noise: &mut dyn NoiseSource,
     ) -> Result<Vec<f32>, SchedulerError>;
+    /// The denoised estimate x₀ that the model output at step `step_index` implies for `sample`
+    /// (the latent before `scale_model_input`): what a per-step preview shows.
+    fn predicted_original(
+        &self,
+        model_output: &[f32],
+        step_index: usize,
+        sample: &[f32],
+    ) -> Result<Vec<f32>, SchedulerError>;
     /// Noises clean latents to the level of step `step_index` (img2img, inpainting).
     fn add_noise(
         &self,

@@ -85,7 +85,30 @@ impl DpmSolverMultistep {
     }
 }
 
+impl DpmSolverMultistep {
+    /// convert_model_output: the data prediction x₀ (f32 element-wise as diffusers).
+    fn data_prediction(&self, model_output: &[f32], step_index: usize, sample: &[f32]) -> Vec<f32> {
+        let (alpha_s0, sigma_s0, _) = alpha_sigma_lambda(self.sigmas[step_index]);
+        let (a, s) = (alpha_s0 as f32, sigma_s0 as f32);
+        match self.prediction {
+            PredictionType::VPrediction => model_output.iter().zip(sample).map(|(&m, &x)| a * x - s * m).collect(),
+            _ => model_output.iter().zip(sample).map(|(&m, &x)| (x - s * m) / a).collect(),
+        }
+    }
+}
+
 impl Scheduler for DpmSolverMultistep {
+    fn predicted_original(
+        &self,
+        model_output: &[f32],
+        step_index: usize,
+        sample: &[f32],
+    ) -> Result<Vec<f32>, SchedulerError> {
+        check_step(step_index, self.timesteps.len())?;
+        check_len(sample.len(), model_output.len())?;
+        Ok(self.data_prediction(model_output, step_index, sample))
+    }
+
     fn timesteps(&self) -> &[f64] {
         &self.timesteps
     }
@@ -120,21 +143,8 @@ impl Scheduler for DpmSolverMultistep {
         let n = self.timesteps.len();
         check_step(step_index, n)?;
         check_len(sample.len(), model_output.len())?;
-        let (alpha_s0, sigma_s0, lambda_s0) = alpha_sigma_lambda(self.sigmas[step_index]);
-        // convert_model_output: the data prediction x₀ (f32 element-wise as diffusers).
-        let (a, s) = (alpha_s0 as f32, sigma_s0 as f32);
-        let x0: Vec<f32> = match self.prediction {
-            PredictionType::VPrediction => model_output
-                .iter()
-                .zip(sample)
-                .map(|(&m, &x)| a * x - s * m)
-                .collect(),
-            _ => model_output
-                .iter()
-                .zip(sample)
-                .map(|(&m, &x)| (x - s * m) / a)
-                .collect(),
-        };
+        let (_, sigma_s0, lambda_s0) = alpha_sigma_lambda(self.sigmas[step_index]);
+        let x0 = self.data_prediction(model_output, step_index, sample);
         let last = step_index + 1 == n;
         let prev = self.prev_x0.take();
         let sigma_next = self.sigmas[step_index + 1];

@@ -159,6 +159,18 @@ impl Scheduler for EulerScheduler {
             .collect())
     }
 
+    fn predicted_original(
+        &self,
+        model_output: &[f32],
+        step_index: usize,
+        sample: &[f32],
+    ) -> Result<Vec<f32>, SchedulerError> {
+        check_step(step_index, self.timesteps.len())?;
+        check_len(sample.len(), model_output.len())?;
+        let sigma = self.sigmas[step_index];
+        Ok(model_output.iter().zip(sample).map(|(&m, &s)| self.pred_original(m, s, sigma)).collect())
+    }
+
     /// x = x₀ + σ·ε at the σ of `step_index` (img2img: the first step that will run).
     fn add_noise(
         &self,
