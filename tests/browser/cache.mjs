@@ -53,6 +53,7 @@ async function openPage() {
   const page = await context.newPage();
   page.setDefaultTimeout(15 * 60 * 1000);
   page.on('pageerror', (e) => console.log(`page error: ${e.message}`));
+  if (process.env.AIGC_DEBUG) page.on('console', (m) => console.log(`console: ${m.text()}`));
   await page.goto(BASE);
   await page.waitForFunction(() => window.aigcApp && window.aigcApp.ready);
   await page.evaluate(() => window.aigcApp.ready);
@@ -109,7 +110,8 @@ async function loadThroughUi(page, selector) {
     return i >= 0 && window.states.slice(i + 1).some((st) => ['loaded', 'error', 'ready'].includes(st));
   });
   if (await page.evaluate(() => document.body.dataset.state) !== 'loaded') {
-    throw new Error(`page state ${await page.evaluate(() => document.body.dataset.state)}: ${await page.textContent('#error')}`);
+    const [state, labels, label] = await page.evaluate(() => [document.body.dataset.state, window.labels, document.getElementById('progress-label').textContent]);
+    throw new Error(`page state ${state}: ${await page.textContent('#error')} (progress: ${JSON.stringify(labels)}, now ${JSON.stringify(label)})`);
   }
   return page.evaluate(() => window.labels);
 }
@@ -278,6 +280,7 @@ try {
 
   await check('e2. estimate() below the model size: no write at all, StorageQuotaError in progress and info', async () => {
     await cdp.send('Storage.overrideQuotaForOrigin', { origin: ORIGIN });
+    await serverLog(); // only this check's requests
     await page.evaluate((size) => { navigator.storage.estimate = async () => ({ quota: size, usage: size / 2 }); }, SIZE);
     const r = await loadAndGenerate(page, URL_, { generate: false });
     if (r.error) throw new Error(JSON.stringify(r.error));
