@@ -90,7 +90,13 @@ pub trait Scheduler: Send {
         model_output: &[f32],
         step_index: usize,
         sample: &[f32],
-    ) -> Result<Vec<f32>, SchedulerError>;
+    ) -> Result<Vec<f32>, SchedulerError> {
+        check_step(step_index, self.timesteps().len())?;
+        check_len(sample.len(), model_output.len())?;
+        Ok(self.x0(model_output, step_index, sample))
+    }
+    /// [`Scheduler::predicted_original`] on arguments already checked.
+    fn x0(&self, model_output: &[f32], step_index: usize, sample: &[f32]) -> Vec<f32>;
     /// Noises clean latents to the level of step `step_index` (img2img, inpainting).
     fn add_noise(
         &self,

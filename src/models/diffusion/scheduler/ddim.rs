@@ -166,16 +166,9 @@ impl Scheduler for AlphaScheduler {
         check_step(step_index, self.timesteps.len())
     }
 
-    fn predicted_original(
-        &self,
-        model_output: &[f32],
-        step_index: usize,
-        sample: &[f32],
-    ) -> Result<Vec<f32>, SchedulerError> {
-        check_step(step_index, self.timesteps.len())?;
-        check_len(sample.len(), model_output.len())?;
+    fn x0(&self, model_output: &[f32], step_index: usize, sample: &[f32]) -> Vec<f32> {
         let alpha_t = self.alpha_at(self.timesteps[step_index] as i64);
-        Ok(model_output.iter().zip(sample).map(|(&m, &x)| self.predict(m, x, alpha_t).0).collect())
+        model_output.iter().zip(sample).map(|(&m, &x)| self.predict(m, x, alpha_t).0).collect()
     }
 
     fn step(

@@ -98,15 +98,8 @@ impl DpmSolverMultistep {
 }
 
 impl Scheduler for DpmSolverMultistep {
-    fn predicted_original(
-        &self,
-        model_output: &[f32],
-        step_index: usize,
-        sample: &[f32],
-    ) -> Result<Vec<f32>, SchedulerError> {
-        check_step(step_index, self.timesteps.len())?;
-        check_len(sample.len(), model_output.len())?;
-        Ok(self.data_prediction(model_output, step_index, sample))
+    fn x0(&self, model_output: &[f32], step_index: usize, sample: &[f32]) -> Vec<f32> {
+        self.data_prediction(model_output, step_index, sample)
     }
 
     fn timesteps(&self) -> &[f64] {

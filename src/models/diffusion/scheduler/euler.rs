@@ -159,16 +159,9 @@ impl Scheduler for EulerScheduler {
             .collect())
     }
 
-    fn predicted_original(
-        &self,
-        model_output: &[f32],
-        step_index: usize,
-        sample: &[f32],
-    ) -> Result<Vec<f32>, SchedulerError> {
-        check_step(step_index, self.timesteps.len())?;
-        check_len(sample.len(), model_output.len())?;
+    fn x0(&self, model_output: &[f32], step_index: usize, sample: &[f32]) -> Vec<f32> {
         let sigma = self.sigmas[step_index];
-        Ok(model_output.iter().zip(sample).map(|(&m, &s)| self.pred_original(m, s, sigma)).collect())
+        model_output.iter().zip(sample).map(|(&m, &s)| self.pred_original(m, s, sigma)).collect()
     }
 
     /// x = x₀ + σ·ε at the σ of `step_index` (img2img: the first step that will run).
