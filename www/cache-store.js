@@ -43,7 +43,7 @@ async function opfs() {
       await w.close();
     } catch (e) {
       await w.abort().catch(() => {});
-      throw e;
+      throw refused(e, name);
     }
   };
   const read = async (id, name) => {
@@ -78,6 +78,14 @@ async function opfs() {
   };
 }
 
+// A store write takes no AbortSignal, so an AbortError from it is the browser refusing the
+// write; Chromium reports an over-quota OPFS write that way at times (seen in CI) instead of
+// QuotaExceededError. Name it as the quota so the model loads from the network instead.
+function refused(e, name) {
+  if (e?.name !== 'AbortError') return e;
+  return new DOMException(`the browser aborted writing ${name} (${e.message}); taken as a full storage quota`, 'QuotaExceededError');
+}
+
 async function cacheApi() {
   if (!globalThis.caches) return null;
   let cache;
@@ -94,7 +102,7 @@ async function cacheApi() {
   };
   const write = (id, name, data) => cache.put(key(id, name), new Response(data, {
     headers: { 'Content-Type': 'application/octet-stream' },
-  }));
+  })).catch((e) => { throw refused(e, name); });
   return {
     kind: 'cache-api',
     async ids() {

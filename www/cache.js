@@ -217,12 +217,6 @@ async function fill(store, m, body, skip, { onProgress, signal }, phase) {
           m.complete = m.chunks.length === last;
           await writeManifest(store, m);
         } catch (e) {
-          // Chromium sometimes fails an over-quota OPFS write with AbortError rather than
-          // QuotaExceededError (seen in CI: the first write after a quota cut). Nothing of ours
-          // aborted it, so it is the storage refusing: treat it as the quota, not as a cancel.
-          if (e?.name === 'AbortError' && !(e instanceof AigcError) && !signal?.aborted) {
-            throw new StorageQuotaError(`storing chunk ${index} of ${m.name}: the browser aborted the write (${e.message}); taken as a full storage quota`);
-          }
           throw named(e, `storing chunk ${index} of ${m.name}`);
         }
         index++;
@@ -341,11 +335,7 @@ async function prepare(store, id, url, opts) {
       await writeManifest(store, m).catch((e) => { throw named(e, `storing the manifest of ${m.name}`); });
     }
   } catch (e) {
-    // An AbortError the caller did not ask for came from the browser's storage, not from a
-    // cancel: say so rather than end the load as if the visitor had stopped it.
-    const err = e?.name === 'AbortError' && !(e instanceof AigcError) && !opts.signal?.aborted
-      ? new IoError(`caching the model: the browser aborted a storage operation (${e.message})`)
-      : named(e, 'caching the model');
+    const err = named(e, 'caching the model');
     // A full quota: free what this entry took so the rest of the site keeps working.
     if (err instanceof StorageQuotaError) await store.remove(id).catch(() => {});
     release();

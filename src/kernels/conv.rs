@@ -10,7 +10,7 @@
 use burn::backend::wgpu::CubeTensor;
 use burn::cubecl::server::Handle;
 
-use super::{grid, launch, params, ShaderKernel};
+use super::{grid, launch, params, wgsl_quant_name, ShaderKernel};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::quant::{dequantize, quantize_q4_0, quantize_q8_0, GgmlType};
@@ -93,17 +93,10 @@ impl ConvWeight {
         if w.len() != co * rows || co == 0 || rows == 0 {
             return Err(Error::ModelConfig(format!("convolution weight has {} values, expected {co}×{ci}×{k}×{k}", w.len())));
         }
-        let ld = co.div_ceil(32) * 32;
-        let mut t = vec![0f32; rows * ld];
-        for o in 0..co {
-            for r in 0..rows {
-                t[r * ld + o] = w[o * rows + r];
-            }
-        }
+        let (t, ld) = tap_rows(w, co, rows);
         let bytes: Vec<u8> = match ty {
             GgmlType::F32 => bytemuck::cast_slice(&t).to_vec(),
-            GgmlType::Q8_0 => super::matmul::repack(ty, &quantize_q8_0(&t)),
-            GgmlType::Q4_0 => super::matmul::repack(ty, &quantize_q4_0(&t)),
+            GgmlType::Q8_0 | GgmlType::Q4_0 => super::matmul::repack(ty, &quantize(ty, &t)),
             other => return Err(Error::UnsupportedModel(format!("convolution weights in {}", other.name()))),
         };
         let channel_bytes = bytes.len() / ci; // k² rows
@@ -136,21 +129,13 @@ impl ConvWeight {
     /// What the kernel multiplies by: PyTorch-layout [co, ci, k, k] f32 weights after the
     /// quantization round trip (the CPU twin's input).
     pub fn dequantized(w: &[f32], co: usize, ci: usize, k: usize, ty: GgmlType) -> Vec<f32> {
-        let rows = ci * k * k;
-        let ld = co.div_ceil(32) * 32;
-        let mut t = vec![0f32; rows * ld];
-        for o in 0..co {
-            for r in 0..rows {
-                t[r * ld + o] = w[o * rows + r];
-            }
+        if !matches!(ty, GgmlType::Q8_0 | GgmlType::Q4_0) {
+            return w.to_vec();
         }
-        let bytes = match ty {
-            GgmlType::Q8_0 => quantize_q8_0(&t),
-            GgmlType::Q4_0 => quantize_q4_0(&t),
-            _ => return w.to_vec(),
-        };
+        let rows = ci * k * k;
+        let (t, ld) = tap_rows(w, co, rows);
         let mut back = vec![0f32; t.len()];
-        if dequantize(ty, &bytes, &mut back).is_err() {
+        if dequantize(ty, &quantize(ty, &t), &mut back).is_err() {
             return w.to_vec();
         }
         let mut out = vec![0f32; w.len()];
@@ -161,6 +146,23 @@ impl ConvWeight {
         }
         out
     }
+}
+
+/// PyTorch [co, rows] → tap rows [rows, ld] with ld = co rounded up to 32 (zero padded).
+fn tap_rows(w: &[f32], co: usize, rows: usize) -> (Vec<f32>, usize) {
+    let ld = co.div_ceil(32) * 32;
+    let mut t = vec![0f32; rows * ld];
+    for o in 0..co {
+        for r in 0..rows {
+            t[r * ld + o] = w[o * rows + r];
+        }
+    }
+    (t, ld)
+}
+
+/// GGUF blocks of `x` in Q8_0, or else Q4_0.
+fn quantize(ty: GgmlType, x: &[f32]) -> Vec<u8> {
+    if ty == GgmlType::Q8_0 { quantize_q8_0(x) } else { quantize_q4_0(x) }
 }
 
 /// Which part of the weight one call uses: output channels `o0 .. o0 + co` (o0 a multiple of 8)
@@ -242,11 +244,7 @@ pub fn conv2d_into(
     if z > 65535 {
         return Err(Error::OutOfMemory(format!("convolution of batch {} × {} channel groups exceeds one dispatch", s.batch, cgroups)));
     }
-    let wq = match weight.ty {
-        GgmlType::Q8_0 => "q8_0",
-        GgmlType::Q4_0 => "q4_0",
-        _ => "f32",
-    };
+    let wq = wgsl_quant_name(weight.ty);
     // One dispatch per weight part that overlaps the input channels win.i0 .. win.i0 + s.ci;
     // the first writes (or accumulates, as asked) and adds the bias, the rest add into y.
     let mut first = true;

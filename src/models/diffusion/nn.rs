@@ -39,6 +39,15 @@ impl WeightQuant {
             other => Err(Error::InvalidOption(format!("unknown weight quantization `{other}` (f32, q8_0, q4_0)"))),
         }
     }
+
+    /// The GGUF block type weights are kept in.
+    pub fn ggml_type(self) -> GgmlType {
+        match self {
+            WeightQuant::F32 => GgmlType::F32,
+            WeightQuant::Q8_0 => GgmlType::Q8_0,
+            WeightQuant::Q4_0 => GgmlType::Q4_0,
+        }
+    }
 }
 
 /// Reads named tensors of one checkpoint file onto the GPU, counting what they take there.
@@ -90,12 +99,8 @@ impl<'a, S: ByteSource> Loader<'a, S> {
 
     /// A linear layer from values already read (e.g. a 1×1 conv's weight).
     pub fn dense(&self, w: Vec<f32>, b: Option<Vec<f32>>, n_in: usize, n_out: usize) -> Result<Dense> {
-        let ty = match self.quant {
-            WeightQuant::Q8_0 if n_in % 32 == 0 => Some(GgmlType::Q8_0),
-            WeightQuant::Q4_0 if n_in % 32 == 0 => Some(GgmlType::Q4_0),
-            _ => None,
-        };
-        if let Some(ty) = ty {
+        let ty = self.quant.ggml_type();
+        if ty != GgmlType::F32 && n_in % 32 == 0 {
             let bytes = match ty {
                 GgmlType::Q8_0 => quantize_q8_0(&w),
                 _ => quantize_q4_0(&w),
@@ -130,12 +135,7 @@ impl<'a, S: ByteSource> Loader<'a, S> {
 
     async fn conv_with_bias(&self, prefix: &str, c_in: usize, c_out: usize, k: usize, stride: usize, b: Vec<f32>) -> Result<Conv2d> {
         let w = self.file.f32(&format!("{prefix}.weight"), &[c_out, c_in, k, k]).await?;
-        let ty = match self.quant {
-            WeightQuant::F32 => GgmlType::F32,
-            WeightQuant::Q8_0 => GgmlType::Q8_0,
-            WeightQuant::Q4_0 => GgmlType::Q4_0,
-        };
-        let w = ConvWeight::upload(self.gpu, &w, c_out, c_in, k, ty).map_err(|e| match e {
+        let w = ConvWeight::upload(self.gpu, &w, c_out, c_in, k, self.quant.ggml_type()).map_err(|e| match e {
             Error::ModelConfig(m) => Error::ModelConfig(format!("{prefix}: {m}")),
             e => e,
         })?;

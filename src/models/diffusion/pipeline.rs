@@ -187,7 +187,7 @@ impl SdPipeline {
         let mut pipe = SdPipeline { gpu, tokenizer, text_encoder, unet, vae, vae_encoder, scheduler, gpu_bytes, quant, taesd: None };
         // A `taesd/` folder beside the others gives per-step previews.
         if folder.text("taesd/config.json").await?.is_some() {
-            pipe.load_taesd(folder, "taesd/").await?;
+            pipe.load_taesd_weights(folder, "taesd/diffusion_pytorch_model.safetensors").await?;
         }
         Ok(pipe)
     }
@@ -360,7 +360,11 @@ impl SdPipeline {
             Some(_) => format!("{dir}diffusion_pytorch_model.safetensors"),
             None => format!("{dir}taesd_decoder.safetensors"),
         };
-        let file = weights(folder, &rel).await?;
+        self.load_taesd_weights(folder, &rel).await
+    }
+
+    async fn load_taesd_weights<F: ModelFolder>(&mut self, folder: &F, rel: &str) -> Result<()> {
+        let file = weights(folder, rel).await?;
         let ld = Loader::new(&file, &self.gpu, WeightQuant::F32);
         let taesd = Taesd::load(&ld).await?;
         if taesd.latent_channels != self.unet.cfg.in_channels {
@@ -369,7 +373,9 @@ impl SdPipeline {
                 taesd.latent_channels, self.unet.cfg.in_channels
             )));
         }
-        self.gpu_bytes += ld.gpu_bytes.get();
+        // A decoder given explicitly replaces the folder's own (freed with it).
+        let old = self.taesd.as_ref().map_or(0, |t| t.gpu_bytes);
+        self.gpu_bytes = self.gpu_bytes - old + taesd.gpu_bytes;
         self.taesd = Some(taesd);
         Ok(())
     }

@@ -48,6 +48,8 @@ enum Layer {
 pub struct Taesd {
     layers: Vec<Layer>,
     pub latent_channels: usize,
+    /// Bytes of weights on the GPU.
+    pub gpu_bytes: u64,
 }
 
 impl Taesd {
@@ -88,7 +90,7 @@ impl Taesd {
                 layers.push(Layer::Conv { conv: ld.conv(&name(i, ""), c, 3, 3, 1).await?, relu: false });
             }
         }
-        Ok(Taesd { layers, latent_channels: latent })
+        Ok(Taesd { layers, latent_channels: latent, gpu_bytes: ld.gpu_bytes.get() })
     }
 
     /// latents [B, 4, h, w] → image [B, 3, 8h, 8w] in [0, 1].
