@@ -27,8 +27,9 @@ pub const GGUF_MAGIC: [u8; 4] = *b"GGUF";
 pub const DEFAULT_ALIGNMENT: u64 = 32;
 /// Cap on any string (keys, values, array elements): chat templates are tens of KiB.
 pub const MAX_STRING_LEN: u64 = 1 << 20;
-/// Cap on tensor names (ggml's `GGML_MAX_NAME`).
-pub const MAX_TENSOR_NAME_LEN: u64 = 64;
+/// Cap on tensor names: ggml's `GGML_MAX_NAME` as stable-diffusion.cpp builds it (128; the default 64
+/// is too short for original SD names like `model.diffusion_model.output_blocks.…`).
+pub const MAX_TENSOR_NAME_LEN: u64 = 128;
 pub const MAX_TENSORS: u64 = 1 << 16;
 pub const MAX_KV: u64 = 1 << 16;
 /// Cap on array elements (vocabularies are ≤ a few hundred thousand entries).

@@ -50,7 +50,7 @@ fn js_msg(e: JsValue) -> String {
 }
 
 /// A File or Blob (drag-and-drop): each read is a `Blob.slice` of just that range.
-struct BlobSource(web_sys::Blob);
+pub(crate) struct BlobSource(pub(crate) web_sys::Blob);
 
 impl ByteSource for BlobSource {
     fn len(&self) -> u64 {
@@ -261,12 +261,22 @@ impl WasmEngine {
         st.image = None;
     }
 
-    /// Load a diffusers folder served at `base_url` (files read by HTTP range requests);
-    /// `quant` is "f32", "q8_0" or "q4_0". Resolves with a JSON summary.
+    /// Load a diffusers folder served at `url`, or a single-file checkpoint (`.safetensors` /
+    /// `.gguf`) whose tokenizer and configs come from the folder `config_url` (default: the
+    /// file's own directory); files are read by HTTP range requests. `quant` is "f32", "q8_0",
+    /// "q4_0", or "" for the default (f32; a GGUF's own type). Resolves with a JSON summary.
     #[wasm_bindgen(js_name = loadImageModel)]
-    pub fn load_image_model(&self, base_url: String, quant: String) -> Promise {
+    pub fn load_image_model(&self, url: String, quant: String, config_url: Option<String>) -> Promise {
         let state = self.state.clone();
-        future_to_promise(async move { image::load(state, base_url, quant).await.map_err(js_error) })
+        future_to_promise(async move { image::load(state, url, quant, config_url).await.map_err(js_error) })
+    }
+
+    /// Load a single-file checkpoint from a Blob/File (drag-and-drop), its tokenizer and
+    /// configs from the folder at `config_url`; `quant` as for `loadImageModel`.
+    #[wasm_bindgen(js_name = loadImageBlob)]
+    pub fn load_image_blob(&self, blob: web_sys::Blob, name: String, quant: String, config_url: String) -> Promise {
+        let state = self.state.clone();
+        future_to_promise(async move { image::load_blob(state, blob, name, quant, config_url).await.map_err(js_error) })
     }
 
     /// Generate pictures for a JSON request (`init`/`mask`: PNG bytes for img2img/inpainting);

@@ -117,7 +117,11 @@ export interface Completion {
 
 export interface ImageModelInfo { kind: 'image'; gpu_weight_bytes: number; quant: string; vae_scale: number; img2img: boolean;
   /** The folder has a `taesd/` decoder: `previews: true` gives a picture at every step. */
-  previews: boolean }
+  previews: boolean;
+  /** A 9-channel inpainting UNet: every request needs `image` and `mask`. */
+  inpainting_model: boolean;
+  /** How a single-file URL used the model cache (`{stored: false}` for folders and Files). */
+  cache: CacheInfo }
 export type PngBytes = Blob | ArrayBuffer | Uint8Array;
 export interface ImageOptions {
   prompt: string;
@@ -191,8 +195,14 @@ export class Engine {
     create(o: SamplingOptions & { prompt: string; stream?: false }): Promise<Completion>;
   };
   images: {
-    /** A diffusers folder's base URL; every file is read with HTTP range requests. */
-    load(url: string | URL, options?: { quant?: 'f32' | 'q8_0' | 'q4_0'; onProgress?: (p: Progress) => void }): Promise<ImageModelInfo>;
+    /**
+     * A diffusers folder's base URL, or a single-file checkpoint (`.safetensors`, or a
+     * stable-diffusion.cpp `.gguf`) whose tokenizer/configs come from the folder `config`
+     * (default: the file's directory). A folder is read with HTTP range requests; a single-file
+     * URL goes through the model cache first (unless `cache: false`). Or such a file as a
+     * File/Blob (drag-and-drop), read by slices; `config` is then required.
+     */
+    load(src: string | URL | Blob, options?: { quant?: 'f32' | 'q8_0' | 'q4_0'; config?: string | URL; cache?: boolean; onProgress?: (p: Progress) => void }): Promise<ImageModelInfo>;
     generate(o: ImageOptions): Promise<ImagesResponse>;
   };
 }

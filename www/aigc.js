@@ -204,12 +204,49 @@ export class Engine {
 
   /**
    * Load a Stable Diffusion diffusers folder (text_encoder/, unet/, vae/, tokenizer/,
-   * scheduler/) from a base URL; every file is read with HTTP range requests.
-   * `quant`: 'f32' (default), 'q8_0' or 'q4_0' for the UNet and text-encoder linear layers.
+   * scheduler/) from a base URL, or a single-file checkpoint (a `.safetensors` or
+   * stable-diffusion.cpp `.gguf` URL in the original layout) whose tokenizer and configs come
+   * from the folder `config` (default: the file's directory), or such a file as a File/Blob
+   * (drag-and-drop; `config` is then required). A folder is read with HTTP range requests; a
+   * single-file URL is downloaded into the browser's model cache first (resumed, or taken from
+   * there; `cache: false` reads it by range instead), as text models are. `quant`: 'f32', 'q8_0'
+   * or 'q4_0' for the UNet and text-encoder weights (default f32, or a GGUF's own type).
+   * The info carries `cache` as `load()`'s does.
    */
-  async _loadImages(url, { quant = 'f32', onProgress } = {}) {
-    const base = new URL(url, globalThis.location?.href).href;
-    this.imageModel = await this._call({ type: 'loadImage', url: base, quant }, { onProgress });
+  async _loadImages(src, { quant, config, cache, onProgress } = {}) {
+    const abs = (u) => new URL(u, globalThis.location?.href).href;
+    const msg = { type: 'loadImage', quant: quant || '', config: config ? abs(config) : undefined };
+    let stored = { stored: false };
+    let release = () => {};
+    if (typeof Blob !== 'undefined' && src instanceof Blob) {
+      if (!config) throw new InvalidOptionError('a single-file checkpoint carries no tokenizer: give `config`, the URL of a folder with one');
+      Object.assign(msg, { blob: src, name: src.name || 'checkpoint' });
+    } else {
+      const url = abs(src);
+      if (cache !== false && /\.(safetensors|gguf)$/i.test(new URL(url).pathname)) {
+        const got = await modelCache.fromUrl(url, { onProgress }).catch((e) => {
+          if (!(e instanceof StorageQuotaError)) throw e;
+          stored = { stored: false, error: { name: e.name, message: e.message } };
+          onProgress?.({ phase: 'download', done: 0, total: 0, error: stored.error });
+        });
+        if (got) ({ file: msg.blob, info: stored, release } = got);
+        if (msg.blob) Object.assign(msg, { name: url, config: msg.config ?? new URL('.', url).href });
+      }
+      if (!msg.blob) msg.url = url;
+    }
+    try {
+      this.imageModel = await this._call(msg, { onProgress });
+    } catch (e) {
+      // A stored copy that is not a checkpoint (an HTML error page, say) must not stay cached.
+      if (e instanceof ModelFormatError && stored.stored && stored.url && e.message.includes(stored.url)) {
+        await modelCache.remove(stored.name).catch(() => {});
+        e.message += ' (the downloaded copy was removed from the cache)';
+      }
+      throw e;
+    } finally {
+      release();
+    }
+    this.imageModel.cache = stored;
     return this.imageModel;
   }
 

@@ -1,5 +1,6 @@
 /*
-  The page's Image tab: load a Stable Diffusion diffusers folder by URL, generate one or several
+  The page's Image tab: load a Stable Diffusion diffusers folder or single-file checkpoint by URL,
+  or a single file chosen / dropped from disk, generate one or several
   candidates (a grid) with a per-step progress bar, stop, download as PNG, and click a picture to
   refine it with img2img. Uses the same Engine (worker, error classes) as the Text tab, through
   window.aigcApp (app.js). For tests: document.body.dataset.imageState ∈
@@ -9,6 +10,7 @@ const $ = (id) => document.getElementById(id);
 const ui = {
   tabText: $('tab-text'), tabImage: $('tab-image'), textPanel: $('text-panel'), imagePanel: $('image-panel'),
   url: $('image-model-url'), quant: $('image-quant'), loadBtn: $('image-load-btn'),
+  file: $('image-model-file'), drop: $('image-drop'), config: $('image-config-url'),
   prompt: $('image-prompt'), negative: $('image-negative'), steps: $('image-steps'), cfg: $('image-cfg'),
   seed: $('image-seed'), count: $('image-count'), size: $('image-size'), scheduler: $('image-scheduler'),
   strength: $('image-strength'), initLabel: $('image-init-label'), initClear: $('image-init-clear'),
@@ -50,7 +52,10 @@ async function load() {
     setState('loading');
     ui.progressLabel.textContent = 'Loading the image model…';
     ui.progress.removeAttribute('value');
-    const info = await engine.images.load(ui.url.value.trim(), { quant: ui.quant.value });
+    // A chosen file takes precedence over the URL; its tokenizer/configs come from the config URL.
+    const src = ui.file.files[0] || ui.url.value.trim();
+    const config = ui.config.value.trim() || undefined;
+    const info = await engine.images.load(src, { quant: ui.quant.value, config });
     loaded = true;
     previews = !!info.previews;
     Object.assign(ui.progress, { max: 1, value: 1 });
@@ -64,6 +69,14 @@ async function load() {
   }
 }
 ui.loadBtn.addEventListener('click', load);
+ui.drop.addEventListener('dragover', (ev) => ev.preventDefault());
+ui.drop.addEventListener('drop', (ev) => {
+  ev.preventDefault();
+  if (ev.dataTransfer.files.length) {
+    ui.file.files = ev.dataTransfer.files;
+    load();
+  }
+});
 
 function setInit(next) {
   init = next;

@@ -1,4 +1,5 @@
-//! The browser binding for image generation: a diffusers folder read over HTTP (each file's
+//! The browser binding for image generation: a diffusers folder or a single-file checkpoint
+//! (original names; safetensors or GGUF) read over HTTP (each file's
 //! header by range, each tensor by range, like the GGUF path), the JSON request the worker sends,
 //! per-step progress to a JS callback, and PNGs back as `Uint8Array`s. The pipeline it drives is
 //! the same `SdPipeline` the CLI runs.
@@ -92,14 +93,63 @@ fn strength08() -> f64 {
     0.8
 }
 
-pub(super) async fn load(state: Rc<RefCell<State>>, base: String, quant: String) -> Result<JsValue> {
+/// `dir/` of a URL (query and fragment dropped), and whether the URL names a single-file
+/// checkpoint rather than a folder.
+fn single_file(url: &str) -> Option<(String, String)> {
+    let path = url.split(['?', '#']).next().unwrap_or(url);
+    let (dir, name) = path.rsplit_once('/')?;
+    let lower = name.to_ascii_lowercase();
+    (lower.ends_with(".safetensors") || lower.ends_with(".gguf")).then(|| (format!("{dir}/"), url.to_string()))
+}
+
+fn folder(url: String) -> UrlFolder {
+    UrlFolder { base: if url.ends_with('/') { url } else { format!("{url}/") } }
+}
+
+fn parse_quant(quant: &str) -> Result<Option<WeightQuant>> {
+    match quant {
+        "" => Ok(None),
+        q => Ok(Some(WeightQuant::parse(q)?)),
+    }
+}
+
+/// Drop the loaded image model and take a fresh device if the last one was lost.
+async fn fresh_gpu(state: &Rc<RefCell<State>>) -> Result<std::sync::Arc<crate::gpu::Gpu>> {
     state.borrow_mut().image = None;
-    let quant = WeightQuant::parse(&quant)?;
-    let base = if base.ends_with('/') { base } else { format!("{base}/") };
-    // A fresh device if the last one was lost.
     let gpu = crate::gpu::Gpu::get().await?;
     state.borrow_mut().gpu = gpu.clone();
-    let pipe = SdPipeline::load(&UrlFolder { base }, gpu, quant).await?;
+    Ok(gpu)
+}
+
+pub(super) async fn load_blob(state: Rc<RefCell<State>>, blob: web_sys::Blob, name: String, quant: String, config: String) -> Result<JsValue> {
+    let quant = parse_quant(&quant)?;
+    if config.is_empty() {
+        return Err(Error::InvalidOption(
+            "a single-file checkpoint carries no tokenizer: give the URL of a folder with one (and configs, if needed)".into(),
+        ));
+    }
+    let gpu = fresh_gpu(&state).await?;
+    let pipe = SdPipeline::load_single(super::BlobSource(blob), &name, &folder(config), gpu, quant).await?;
+    Ok(summary(state, pipe))
+}
+
+pub(super) async fn load(state: Rc<RefCell<State>>, url: String, quant: String, config: Option<String>) -> Result<JsValue> {
+    let quant = parse_quant(&quant)?;
+    let gpu = fresh_gpu(&state).await?;
+    let pipe = match single_file(&url) {
+        Some((dir, file)) => {
+            let aux = folder(config.unwrap_or(dir));
+            let src = HttpSource::open(file.clone()).await?;
+            SdPipeline::load_single(src, &file, &aux, gpu, quant).await?
+        }
+        None => SdPipeline::load(&folder(url), gpu, quant.unwrap_or_default()).await?,
+    };
+    Ok(summary(state, pipe))
+}
+
+/// Keep the pipeline; its JSON summary for the page.
+fn summary(state: Rc<RefCell<State>>, pipe: SdPipeline) -> JsValue {
+    let quant = pipe.quant;
     let info = serde_json::json!({
         "kind": "image",
         "previews": pipe.taesd.is_some(),
@@ -107,9 +157,10 @@ pub(super) async fn load(state: Rc<RefCell<State>>, base: String, quant: String)
         "quant": format!("{quant:?}"),
         "vae_scale": pipe.vae_scale(),
         "img2img": pipe.vae_encoder.is_some(),
+        "inpainting_model": pipe.is_inpainting(),
     });
     state.borrow_mut().image = Some(pipe);
-    Ok(JsValue::from(info.to_string()))
+    JsValue::from(info.to_string())
 }
 
 pub(super) async fn generate(

@@ -9,15 +9,22 @@ use aigc::models::diffusion::imageio::{decode_png, encode_png, read_npy_f32, wri
 use aigc::models::diffusion::nn::WeightQuant;
 use aigc::models::diffusion::pipeline::{ImageRequest, SdPipeline};
 use aigc::models::diffusion::scheduler::SchedulerKind;
-use aigc::source::DirFolder;
+use aigc::source::{DirFolder, FileSource};
 use aigc::{Error, Result};
 use web_time::Instant;
 
 #[derive(clap::Args)]
 pub struct ImageArgs {
-    /// A diffusers folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/).
+    /// A diffusers folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/),
+    /// or a single-file checkpoint in the original layout (.safetensors, or stable-diffusion.cpp's
+    /// .gguf with pre-quantized weights).
     #[arg(long)]
     model: PathBuf,
+    /// With a single-file --model: a folder giving its tokenizer (tokenizer/vocab.json +
+    /// merges.txt) and, where present, unet/ vae/ text_encoder/ configs, scheduler/ and taesd/
+    /// (default: the checkpoint's own directory). Configs it lacks are read from the shapes.
+    #[arg(long)]
+    config: Option<PathBuf>,
     #[arg(long)]
     prompt: String,
     /// Negative prompt (the unconditional text of classifier-free guidance).
@@ -36,9 +43,10 @@ pub struct ImageArgs {
     /// euler | euler_a | dpmpp_2m | ddim | lcm | turbo
     #[arg(long, default_value = "euler")]
     scheduler: String,
-    /// How the UNet and text-encoder linear weights are kept on the GPU: f32 | q8_0 | q4_0.
-    #[arg(long, default_value = "f32")]
-    quant: String,
+    /// How the UNet and text-encoder weights are kept on the GPU: f32 | q8_0 | q4_0 (default:
+    /// f32, or for a .gguf the type most of its UNet linear weights are stored in).
+    #[arg(long)]
+    quant: Option<String>,
     /// Candidates, seeds S, S+1, …; written as OUT-0.png, OUT-1.png, … when more than one.
     #[arg(long, default_value_t = 1)]
     count: usize,
@@ -94,9 +102,21 @@ pub async fn run(a: ImageArgs) -> Result<()> {
     let t0 = Instant::now();
     let (width, height) = parse_size(&a.size)?;
     let scheduler: SchedulerKind = a.scheduler.parse()?;
-    let quant = WeightQuant::parse(&a.quant)?;
     let gpu = Gpu::get().await?;
-    let mut pipe = SdPipeline::load(&DirFolder(a.model.clone()), gpu, quant).await?;
+    let mut pipe = match a.model.is_file() {
+        true => {
+            let aux = a.config.clone().or_else(|| a.model.parent().map(Path::to_path_buf)).unwrap_or_default();
+            let src = FileSource::open(&a.model)?;
+            let quant = a.quant.as_deref().map(WeightQuant::parse).transpose()?;
+            let label = a.model.display().to_string();
+            SdPipeline::load_single(src, &label, &DirFolder(aux), gpu, quant).await?
+        }
+        false => {
+            let quant = WeightQuant::parse(a.quant.as_deref().unwrap_or("f32"))?;
+            SdPipeline::load(&DirFolder(a.model.clone()), gpu, quant).await?
+        }
+    };
+    let quant = pipe.quant;
     if let Some(dir) = &a.taesd {
         pipe.load_taesd(&DirFolder(dir.clone()), "").await?;
     }

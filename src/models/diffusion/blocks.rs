@@ -16,7 +16,7 @@ use super::nn::{attention, merge_heads, split_heads, Conv2d, Dense, GroupNorm, L
 use super::nn::part_channels;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::source::ByteSource;
+use super::store::TensorStore;
 
 pub struct Resnet {
     norm1: GroupNorm,
@@ -29,8 +29,8 @@ pub struct Resnet {
 
 impl Resnet {
     /// `temb_dim` is None for the VAE's resnets (no time embedding).
-    pub async fn load<S: ByteSource>(
-        ld: &Loader<'_, S>,
+    pub async fn load<T: TensorStore>(
+        ld: &Loader<'_, T>,
         p: &str,
         c_in: usize,
         c_out: usize,
@@ -102,7 +102,7 @@ pub struct Attn {
 }
 
 impl Attn {
-    pub async fn load<S: ByteSource>(ld: &Loader<'_, S>, p: &str, dim: usize, ctx_dim: usize, heads: usize, qkv_bias: bool) -> Result<Attn> {
+    pub async fn load<T: TensorStore>(ld: &Loader<'_, T>, p: &str, dim: usize, ctx_dim: usize, heads: usize, qkv_bias: bool) -> Result<Attn> {
         Ok(Attn {
             q: ld.linear(&format!("{p}.to_q"), dim, dim, qkv_bias).await?,
             k: ld.linear(&format!("{p}.to_k"), ctx_dim, dim, qkv_bias).await?,
@@ -136,7 +136,7 @@ struct BasicBlock {
 }
 
 /// A 1×1 conv's weight [out, in, 1, 1] loaded as a linear layer over [B, H·W, C].
-async fn pointwise<S: ByteSource>(ld: &Loader<'_, S>, p: &str, c_in: usize, c_out: usize, conv: bool) -> Result<Dense> {
+async fn pointwise<T: TensorStore>(ld: &Loader<'_, T>, p: &str, c_in: usize, c_out: usize, conv: bool) -> Result<Dense> {
     if !conv {
         return ld.linear(p, c_in, c_out, true).await;
     }
@@ -154,8 +154,8 @@ pub struct Transformer2D {
 
 impl Transformer2D {
     #[allow(clippy::too_many_arguments)]
-    pub async fn load<S: ByteSource>(
-        ld: &Loader<'_, S>,
+    pub async fn load<T: TensorStore>(
+        ld: &Loader<'_, T>,
         p: &str,
         c: usize,
         heads: usize,
@@ -212,7 +212,7 @@ pub struct SpatialSelfAttn {
 }
 
 impl SpatialSelfAttn {
-    pub async fn load<S: ByteSource>(ld: &Loader<'_, S>, p: &str, c: usize, groups: usize, eps: f64) -> Result<Self> {
+    pub async fn load<T: TensorStore>(ld: &Loader<'_, T>, p: &str, c: usize, groups: usize, eps: f64) -> Result<Self> {
         Ok(SpatialSelfAttn {
             norm: ld.group_norm(&format!("{p}.group_norm"), groups, c, eps).await?,
             attn: Attn::load(ld, p, c, c, 1, true).await?,
@@ -233,7 +233,7 @@ pub struct Upsample {
 }
 
 impl Upsample {
-    pub async fn load<S: ByteSource>(ld: &Loader<'_, S>, p: &str, c: usize) -> Result<Upsample> {
+    pub async fn load<T: TensorStore>(ld: &Loader<'_, T>, p: &str, c: usize) -> Result<Upsample> {
         Ok(Upsample { conv: ld.conv(&format!("{p}.conv"), c, c, 3, 1).await? })
     }
 

@@ -14,7 +14,7 @@ use super::config::ClipConfig;
 use super::nn::{attention, merge_heads, split_heads, Dense, LayerNorm, Loader};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::source::ByteSource;
+use super::store::TensorStore;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Act {
@@ -46,7 +46,7 @@ pub struct ClipText {
 }
 
 impl ClipText {
-    pub async fn load<S: ByteSource>(ld: &Loader<'_, S>, cfg: ClipConfig) -> Result<ClipText> {
+    pub async fn load<T: TensorStore>(ld: &Loader<'_, T>, cfg: ClipConfig) -> Result<ClipText> {
         let act = match cfg.hidden_act.as_str() {
             "quick_gelu" => Act::QuickGelu,
             "gelu" => Act::Gelu,

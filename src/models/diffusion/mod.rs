@@ -7,13 +7,16 @@
 //! (UNet with classifier-free guidance, scheduler step) → VAE decode → RGB bytes.
 
 pub mod blocks;
+pub mod checkpoint;
 pub mod clip;
 pub mod config;
 pub mod imageio;
+pub mod load;
 pub mod nn;
 pub mod noise;
 pub mod pipeline;
 pub mod scheduler;
+pub mod store;
 pub mod taesd;
 pub mod unet;
 pub mod vae;

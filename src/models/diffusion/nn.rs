@@ -18,8 +18,7 @@ use crate::gpu::Gpu;
 use crate::kernels::conv::{conv2d, conv2d_into, ConvShape, ConvWeight, ConvWindow};
 use crate::kernels::matmul::{matmul, Linear};
 use crate::quant::{quantize_q4_0, quantize_q8_0, GgmlType};
-use crate::safetensors::SafetensorsFile;
-use crate::source::ByteSource;
+use super::store::TensorStore;
 
 /// How linear weights are kept on the GPU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -50,17 +49,18 @@ impl WeightQuant {
     }
 }
 
-/// Reads named tensors of one checkpoint file onto the GPU, counting what they take there.
-pub struct Loader<'a, S: ByteSource> {
-    pub file: &'a SafetensorsFile<S>,
+/// Reads named tensors of one checkpoint (a safetensors file, a GGUF file, or a renamed view
+/// of either) onto the GPU, counting what they take there.
+pub struct Loader<'a, T: TensorStore> {
+    pub file: &'a T,
     pub gpu: &'a Gpu,
     pub quant: WeightQuant,
     /// Bytes of weights uploaded so far.
     pub gpu_bytes: std::cell::Cell<u64>,
 }
 
-impl<'a, S: ByteSource> Loader<'a, S> {
-    pub fn new(file: &'a SafetensorsFile<S>, gpu: &'a Gpu, quant: WeightQuant) -> Self {
+impl<'a, T: TensorStore> Loader<'a, T> {
+    pub fn new(file: &'a T, gpu: &'a Gpu, quant: WeightQuant) -> Self {
         Loader { file, gpu, quant, gpu_bytes: std::cell::Cell::new(0) }
     }
 
@@ -73,7 +73,7 @@ impl<'a, S: ByteSource> Loader<'a, S> {
     }
 
     pub fn shape(&self, name: &str) -> Result<Vec<usize>> {
-        Ok(self.file.shape(name)?.to_vec())
+        self.file.shape(name)
     }
 
     /// Upload f32 values as a tensor of the given shape.
@@ -89,12 +89,28 @@ impl<'a, S: ByteSource> Loader<'a, S> {
 
     /// `{prefix}.weight` [n_out, n_in] and, if `bias`, `{prefix}.bias`.
     pub async fn linear(&self, prefix: &str, n_in: usize, n_out: usize, bias: bool) -> Result<Dense> {
-        let w = self.file.f32(&format!("{prefix}.weight"), &[n_out, n_in]).await?;
+        let name = format!("{prefix}.weight");
         let b = match bias {
             true => Some(self.file.f32(&format!("{prefix}.bias"), &[n_out]).await?),
             false => None,
         };
+        // A weight stored pre-quantized in the type we keep (a GGUF file) goes up as it is.
+        let ty = self.quant.ggml_type();
+        if ty != GgmlType::F32 && n_in % 32 == 0 {
+            crate::models::diffusion::store::check_shape(self.file.label(), &name, &self.file.shape(&name)?, &[n_out, n_in])?;
+            if let Some(bytes) = self.file.blocks(&name, ty).await? {
+                return self.quantized(&bytes, b, n_in, n_out);
+            }
+        }
+        let w = self.file.f32(&name, &[n_out, n_in]).await?;
         self.dense(w, b, n_in, n_out)
+    }
+
+    fn quantized(&self, bytes: &[u8], b: Option<Vec<f32>>, n_in: usize, n_out: usize) -> Result<Dense> {
+        let ty = self.quant.ggml_type();
+        let lin = Linear::upload(self.gpu, n_in, &[(ty, n_out, bytes)], b.as_deref())?;
+        self.gpu_bytes.set(self.gpu_bytes.get() + lin.n_bytes() as u64 + 4 * n_out as u64);
+        Ok(Dense::Quant(lin))
     }
 
     /// A linear layer from values already read (e.g. a 1×1 conv's weight).
@@ -105,9 +121,7 @@ impl<'a, S: ByteSource> Loader<'a, S> {
                 GgmlType::Q8_0 => quantize_q8_0(&w),
                 _ => quantize_q4_0(&w),
             };
-            let lin = Linear::upload(self.gpu, n_in, &[(ty, n_out, &bytes)], b.as_deref())?;
-            self.gpu_bytes.set(self.gpu_bytes.get() + lin.n_bytes() as u64 + 4 * n_out as u64);
-            return Ok(Dense::Quant(lin));
+            return self.quantized(&bytes, b, n_in, n_out);
         }
         // [n_out, n_in] → [n_in, n_out] once, so forward is a plain x · W.
         let mut wt = vec![0f32; w.len()];

@@ -20,9 +20,8 @@ use burn::tensor::{Tensor, TensorData};
 use web_time::Instant;
 
 use super::clip::ClipText;
-use super::config::{parse, ClipConfig, UnetConfig, VaeConfig};
 use super::imageio::{from_rgb8, to_rgb8, Rgb8};
-use super::nn::{read_tensor, Loader, WeightQuant};
+use super::nn::{read_tensor, WeightQuant};
 use super::taesd::Taesd;
 use super::noise::{BatchNoise, NoiseSource};
 use super::scheduler::{new_scheduler, SchedulerConfig, SchedulerKind};
@@ -30,8 +29,6 @@ use super::unet::Unet;
 use super::vae::{VaeDecoder, VaeEncoder};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::safetensors::SafetensorsFile;
-use crate::source::ModelFolder;
 use crate::tokenizer::ClipTokenizer;
 
 /// One txt2img call.
@@ -108,7 +105,7 @@ pub struct StepInfo {
 
 /// A loaded diffusers folder.
 pub struct SdPipeline {
-    gpu: Arc<Gpu>,
+    pub(super) gpu: Arc<Gpu>,
     pub tokenizer: ClipTokenizer,
     pub text_encoder: ClipText,
     pub unet: Unet,
@@ -123,75 +120,7 @@ pub struct SdPipeline {
     pub taesd: Option<Taesd>,
 }
 
-async fn need<F: ModelFolder>(folder: &F, rel: &str) -> Result<String> {
-    folder.text(rel).await?.ok_or_else(|| Error::WeightsFormat(format!("the model folder has no {rel}")))
-}
-
-async fn weights<F: ModelFolder>(folder: &F, rel: &str) -> Result<SafetensorsFile<F::Source>> {
-    SafetensorsFile::open(folder.open(rel).await?, rel).await
-}
-
 impl SdPipeline {
-    /// Load a diffusers folder; the UNet's and text encoder's linear layers are kept as `quant`.
-    pub async fn load<F: ModelFolder>(folder: &F, gpu: Arc<Gpu>, quant: WeightQuant) -> Result<SdPipeline> {
-        let tok_cfg = match folder.text("tokenizer/tokenizer_config.json").await? {
-            Some(t) => Some(t),
-            None => folder.text("tokenizer/special_tokens_map.json").await?,
-        };
-        let tokenizer = ClipTokenizer::from_files(
-            &need(folder, "tokenizer/vocab.json").await?,
-            &need(folder, "tokenizer/merges.txt").await?,
-            tok_cfg.as_deref(),
-        )?;
-        let scheduler = match folder.text("scheduler/scheduler_config.json").await? {
-            Some(t) => SchedulerConfig::from_json(&t)?,
-            None => SchedulerConfig::default(),
-        };
-        let mut gpu_bytes = 0;
-
-        let clip_cfg: ClipConfig = parse(&need(folder, "text_encoder/config.json").await?, "text_encoder/config.json")?;
-        if clip_cfg.vocab_size != tokenizer.vocab_size() {
-            return Err(Error::ModelConfig(format!(
-                "tokenizer has {} tokens, text encoder {}",
-                tokenizer.vocab_size(),
-                clip_cfg.vocab_size
-            )));
-        }
-        let file = weights(folder, "text_encoder/model.safetensors").await?;
-        let ld = Loader::new(&file, &gpu, quant);
-        let text_encoder = ClipText::load(&ld, clip_cfg).await?;
-        gpu_bytes += ld.gpu_bytes.get();
-
-        let unet_cfg: UnetConfig = parse(&need(folder, "unet/config.json").await?, "unet/config.json")?;
-        let file = weights(folder, "unet/diffusion_pytorch_model.safetensors").await?;
-        let ld = Loader::new(&file, &gpu, quant);
-        let unet = Unet::load(&ld, unet_cfg).await?;
-        gpu_bytes += ld.gpu_bytes.get();
-
-        // The VAE stays f32: it is a small part of the weights and the most visible in the pixels.
-        let vae_cfg: VaeConfig = parse(&need(folder, "vae/config.json").await?, "vae/config.json")?;
-        let file = weights(folder, "vae/diffusion_pytorch_model.safetensors").await?;
-        let ld = Loader::new(&file, &gpu, WeightQuant::F32);
-        let vae = VaeDecoder::load(&ld, vae_cfg.clone()).await?;
-        let vae_encoder = match ld.contains("encoder.conv_in.weight") {
-            true => Some(VaeEncoder::load(&ld, vae_cfg).await?),
-            false => None,
-        };
-        gpu_bytes += ld.gpu_bytes.get();
-        if unet.cfg.in_channels != vae.cfg.latent_channels {
-            return Err(Error::ModelConfig(format!(
-                "UNet takes {} latent channels, the VAE makes {}",
-                unet.cfg.in_channels, vae.cfg.latent_channels
-            )));
-        }
-        let mut pipe = SdPipeline { gpu, tokenizer, text_encoder, unet, vae, vae_encoder, scheduler, gpu_bytes, quant, taesd: None };
-        // A `taesd/` folder beside the others gives per-step previews.
-        if folder.text("taesd/config.json").await?.is_some() {
-            pipe.load_taesd_weights(folder, "taesd/diffusion_pytorch_model.safetensors").await?;
-        }
-        Ok(pipe)
-    }
-
     /// Pixels per latent cell (8 for SD's VAE: 2^(blocks − 1)).
     pub fn vae_scale(&self) -> usize {
         1 << (self.vae.cfg.block_out_channels.len() - 1)
@@ -208,7 +137,7 @@ impl SdPipeline {
                 "size {width}x{height}: width and height must be multiples of {unit} (at most 4096) for this model"
             )));
         }
-        Ok([self.unet.cfg.in_channels, height / s, width / s])
+        Ok([self.vae.cfg.latent_channels, height / s, width / s])
     }
 
     /// CLIP hidden states `[rows, 77, D]` of some texts, padded per the tokenizer's rules.
@@ -257,9 +186,18 @@ impl SdPipeline {
             (Some(_), None) => return Err(Error::InvalidOption("a mask needs an init image".into())),
             (None, _) => None,
         };
+        // An inpainting UNet (9 input channels) takes, after the latents, the mask and the
+        // latents of the picture with the masked part blanked, the same for every row.
+        let cond = match self.is_inpainting() {
+            true => Some(self.inpaint_condition(req, h, w).await?),
+            false => None,
+        };
+        // diffusers' inpainting starts from pure noise at full strength; img2img always from
+        // the noised picture.
+        let from_noise = image_latents.is_none() || (mask.is_some() && strength >= 1.0);
         let mut x: Vec<f32> = match &image_latents {
-            Some(il) => sched.add_noise(il, &init_noise, start)?,
-            None => {
+            Some(il) if !from_noise => sched.add_noise(il, &init_noise, start)?,
+            _ => {
                 let sigma0 = sched.init_noise_sigma();
                 init_noise.iter().map(|v| v * sigma0).collect()
             }
@@ -288,7 +226,11 @@ impl SdPipeline {
             if guided {
                 input.extend_from_within(..);
             }
-            let xt = Tensor::<4>::from_data(TensorData::new(input, [rows, c, h, w]), &self.gpu.device);
+            let c_in = self.unet.cfg.in_channels;
+            if let Some(cond) = &cond {
+                input = input.chunks(per).flat_map(|row| row.iter().chain(cond)).copied().collect();
+            }
+            let xt = Tensor::<4>::from_data(TensorData::new(input, [rows, c_in, h, w]), &self.gpu.device);
             let eps = self.unet.forward(&self.gpu, xt, &vec![timesteps[i]; rows], &ctx)?;
             let eps = read_tensor(&self.gpu, eps).await?;
             let eps = if guided {
@@ -302,7 +244,7 @@ impl SdPipeline {
                 _ => Vec::new(),
             };
             x = sched.step(&eps, i, &x, &mut noise)?;
-            if let (Some(m), Some(il)) = (&mask, &image_latents) {
+            if let (Some(m), Some(il), None) = (&mask, &image_latents, &cond) {
                 // Keep the init picture outside the mask, at the noise level of the next step.
                 let proper = match i + 1 < timesteps.len() {
                     true => sched.add_noise(il, &init_noise, i + 1)?,
@@ -329,18 +271,48 @@ impl SdPipeline {
 
     /// VAE-encode a picture of the request's size to scaled latents `[4, h, w]`.
     pub async fn encode_image(&self, img: &Rgb8, width: usize, height: usize) -> Result<Vec<f32>> {
-        let enc = self
-            .vae_encoder
-            .as_ref()
-            .ok_or_else(|| Error::UnsupportedModel("this checkpoint's VAE has no encoder: img2img needs one".into()))?;
         if (img.width, img.height) != (width, height) {
             return Err(Error::InvalidOption(format!(
                 "init image is {}x{}, the request is {width}x{height}",
                 img.width, img.height
             )));
         }
-        let x = Tensor::<4>::from_data(TensorData::new(from_rgb8(img), [1, 3, height, width]), &self.gpu.device);
+        self.encode_pixels(from_rgb8(img), width, height).await
+    }
+
+    /// VAE-encode pixels `[3, height, width]` in [-1, 1] to scaled latents (the distribution's
+    /// mean, where diffusers samples it: the same picture always gives the same latents).
+    pub async fn encode_pixels(&self, pixels: Vec<f32>, width: usize, height: usize) -> Result<Vec<f32>> {
+        let enc = self
+            .vae_encoder
+            .as_ref()
+            .ok_or_else(|| Error::UnsupportedModel("this checkpoint's VAE has no encoder: img2img needs one".into()))?;
+        let x = Tensor::<4>::from_data(TensorData::new(pixels, [1, 3, height, width]), &self.gpu.device);
         read_tensor(&self.gpu, enc.forward(&self.gpu, x)?).await
+    }
+
+    /// A UNet that takes latents + mask + masked-picture latents (SD inpainting checkpoints).
+    pub fn is_inpainting(&self) -> bool {
+        self.unet.cfg.in_channels == 2 * self.vae.cfg.latent_channels + 1
+    }
+
+    /// The inpainting UNet's extra input channels `[1 + 4, h, w]`: the binarized mask at latent
+    /// size, then the latents of the init picture with the masked pixels set to 0 (mid-grey),
+    /// as diffusers' StableDiffusionInpaintPipeline prepares them.
+    async fn inpaint_condition(&self, req: &ImageRequest, h: usize, w: usize) -> Result<Vec<f32>> {
+        let (Some(init), Some(mask)) = (&req.init, &req.mask) else {
+            return Err(Error::InvalidOption("this is an inpainting model: it needs an init image and a mask".into()));
+        };
+        let mut cond = latent_mask(mask, req.width, req.height, h, w, 1, 1)?;
+        let mut pixels = from_rgb8(init);
+        let plane = req.width * req.height;
+        for (k, v) in pixels.iter_mut().enumerate() {
+            if mask.data[3 * (k % plane)] >= 128 {
+                *v = 0.0;
+            }
+        }
+        cond.extend(self.encode_pixels(pixels, req.width, req.height).await?);
+        Ok(cond)
     }
 
     /// TAESD pictures of `n` candidates' latents [n, c, h, w] (values in [0, 1] → 8-bit RGB).
@@ -351,33 +323,6 @@ impl SdPipeline {
         let per = 3 * 64 * h * w;
         // to_rgb8 maps [-1, 1]; TAESD gives [0, 1].
         img.chunks(per).map(|p| to_rgb8(&p.iter().map(|v| 2.0 * v - 1.0).collect::<Vec<_>>(), 8 * w, 8 * h)).collect()
-    }
-
-    /// Load a TAESD decoder for per-step previews from `folder` (a diffusers AutoencoderTiny:
-    /// `{dir}diffusion_pytorch_model.safetensors`, or a `taesd_decoder.safetensors`).
-    pub async fn load_taesd<F: ModelFolder>(&mut self, folder: &F, dir: &str) -> Result<()> {
-        let rel = match folder.text(&format!("{dir}config.json")).await? {
-            Some(_) => format!("{dir}diffusion_pytorch_model.safetensors"),
-            None => format!("{dir}taesd_decoder.safetensors"),
-        };
-        self.load_taesd_weights(folder, &rel).await
-    }
-
-    async fn load_taesd_weights<F: ModelFolder>(&mut self, folder: &F, rel: &str) -> Result<()> {
-        let file = weights(folder, rel).await?;
-        let ld = Loader::new(&file, &self.gpu, WeightQuant::F32);
-        let taesd = Taesd::load(&ld).await?;
-        if taesd.latent_channels != self.unet.cfg.in_channels {
-            return Err(Error::ModelConfig(format!(
-                "TAESD takes {} latent channels, the UNet makes {}",
-                taesd.latent_channels, self.unet.cfg.in_channels
-            )));
-        }
-        // A decoder given explicitly replaces the folder's own (freed with it).
-        let old = self.taesd.as_ref().map_or(0, |t| t.gpu_bytes);
-        self.gpu_bytes = self.gpu_bytes - old + taesd.gpu_bytes;
-        self.taesd = Some(taesd);
-        Ok(())
     }
 
     /// VAE-decode one candidate's latents `[4, h, w]` to pixels.

@@ -20,7 +20,7 @@ use burn::tensor::Tensor;
 use super::nn::{Conv2d, Loader};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::source::ByteSource;
+use super::store::TensorStore;
 
 /// Blocks per stage and whether an upsample follows (the architecture is fixed).
 const STAGES: [(usize, bool); 4] = [(3, true), (3, true), (3, true), (1, false)];
@@ -53,7 +53,7 @@ pub struct Taesd {
 }
 
 impl Taesd {
-    pub async fn load<S: ByteSource>(ld: &Loader<'_, S>) -> Result<Taesd> {
+    pub async fn load<T: TensorStore>(ld: &Loader<'_, T>) -> Result<Taesd> {
         let (prefix, first) = if ld.contains("decoder.layers.0.weight") {
             ("decoder.layers.", 0)
         } else if ld.contains("1.weight") {

@@ -15,7 +15,7 @@ use super::config::{BlockKind, UnetConfig};
 use super::nn::{Conv2d, Dense, GroupNorm, Loader};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::source::ByteSource;
+use super::store::TensorStore;
 
 struct Block {
     resnets: Vec<Resnet>,
@@ -39,7 +39,7 @@ pub struct Unet {
 }
 
 impl Unet {
-    pub async fn load<S: ByteSource>(ld: &Loader<'_, S>, cfg: UnetConfig) -> Result<Unet> {
+    pub async fn load<T: TensorStore>(ld: &Loader<'_, T>, cfg: UnetConfig) -> Result<Unet> {
         cfg.validate()?;
         let boc = cfg.block_out_channels.clone();
         let n = boc.len();

@@ -13,7 +13,7 @@ use super::config::VaeConfig;
 use super::nn::{part_channels, Conv2d, GroupNorm, Loader, Parts};
 use crate::error::Result;
 use crate::gpu::Gpu;
-use crate::source::ByteSource;
+use super::store::TensorStore;
 
 const EPS: f64 = 1e-6;
 
@@ -35,7 +35,7 @@ pub struct VaeDecoder {
 }
 
 impl VaeDecoder {
-    pub async fn load<S: ByteSource>(ld: &Loader<'_, S>, cfg: VaeConfig) -> Result<VaeDecoder> {
+    pub async fn load<T: TensorStore>(ld: &Loader<'_, T>, cfg: VaeConfig) -> Result<VaeDecoder> {
         cfg.validate()?;
         let g = cfg.norm_num_groups;
         let lat = cfg.latent_channels;
@@ -128,7 +128,7 @@ pub struct VaeEncoder {
 }
 
 impl VaeEncoder {
-    pub async fn load<S: ByteSource>(ld: &Loader<'_, S>, cfg: VaeConfig) -> Result<VaeEncoder> {
+    pub async fn load<T: TensorStore>(ld: &Loader<'_, T>, cfg: VaeConfig) -> Result<VaeEncoder> {
         cfg.validate()?;
         let (g, lat, boc) = (cfg.norm_num_groups, cfg.latent_channels, cfg.block_out_channels.clone());
         let n = boc.len();
