@@ -5,10 +5,8 @@
 //! GGUF) who quantized the weights differs. The script's name tables are diffusers' own
 //! diffusers → original direction; ours in `checkpoint.rs` go the other way.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+mod common;
 
-use aigc::gpu::Gpu;
 use aigc::models::diffusion::checkpoint::{infer_unet, infer_vae, tables, Family};
 use aigc::models::diffusion::config::{UnetConfig, VaeConfig};
 use aigc::models::diffusion::nn::WeightQuant;
@@ -18,16 +16,7 @@ use aigc::models::diffusion::store::Renamed;
 use aigc::safetensors::SafetensorsFile;
 use aigc::source::{DirFolder, FileSource};
 use aigc::Error;
-
-fn fixture(name: &str) -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/fixtures").join(name);
-    assert!(p.exists(), "{} is missing: run ./build.sh fixtures", p.display());
-    p
-}
-
-fn gpu() -> Arc<Gpu> {
-    pollster::block_on(Gpu::get()).expect("gpu")
-}
+use common::{fixture, gpu};
 
 fn folder(name: &str, quant: WeightQuant) -> SdPipeline {
     pollster::block_on(SdPipeline::load(&DirFolder(fixture(name)), gpu(), quant)).expect("load folder")

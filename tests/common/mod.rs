@@ -25,6 +25,13 @@ pub fn gpu() -> std::sync::Arc<Gpu> {
     pollster::block_on(Gpu::get()).expect("a wgpu adapter (lavapipe: apt-get install mesa-vulkan-drivers)")
 }
 
+/// `target/fixtures/NAME`, written by `./build.sh fixtures`.
+pub fn fixture(name: &str) -> std::path::PathBuf {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/fixtures").join(name);
+    assert!(p.exists(), "{} is missing: run ./build.sh fixtures", p.display());
+    p
+}
+
 pub fn read(g: &Gpu, t: &burn::backend::wgpu::CubeTensor) -> Vec<f32> {
     pollster::block_on(g.read_f32(t)).expect("readback")
 }

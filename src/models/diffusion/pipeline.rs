@@ -176,12 +176,19 @@ impl SdPipeline {
             }
             None => drawn,
         };
-        // img2img: the encoded picture (one per candidate), noised to the first step's level.
+        // diffusers' inpainting starts from pure noise at full strength; img2img always from
+        // the noised picture.
+        let from_noise = req.init.is_none() || (req.mask.is_some() && strength >= 1.0);
+        // img2img: the encoded picture (one per candidate), noised to the first step's level;
+        // 4-channel inpainting also puts it back outside the mask. An inpainting UNet starting
+        // from noise never needs it (its condition is encoded below).
         let image_latents = match &req.init {
-            Some(img) => Some(self.encode_image(img, req.width, req.height).await?.repeat(n)),
-            None => None,
+            Some(img) if !(self.is_inpainting() && from_noise) => {
+                Some(self.encode_image(img, req.width, req.height).await?.repeat(n))
+            }
+            _ => None,
         };
-        let mask = match (&req.mask, &image_latents) {
+        let mask = match (&req.mask, &req.init) {
             (Some(m), Some(_)) => Some(latent_mask(m, req.width, req.height, h, w, c, n)?),
             (Some(_), None) => return Err(Error::InvalidOption("a mask needs an init image".into())),
             (None, _) => None,
@@ -192,9 +199,6 @@ impl SdPipeline {
             true => Some(self.inpaint_condition(req, h, w).await?),
             false => None,
         };
-        // diffusers' inpainting starts from pure noise at full strength; img2img always from
-        // the noised picture.
-        let from_noise = image_latents.is_none() || (mask.is_some() && strength >= 1.0);
         let mut x: Vec<f32> = match &image_latents {
             Some(il) if !from_noise => sched.add_noise(il, &init_noise, start)?,
             _ => {
@@ -303,6 +307,12 @@ impl SdPipeline {
         let (Some(init), Some(mask)) = (&req.init, &req.mask) else {
             return Err(Error::InvalidOption("this is an inpainting model: it needs an init image and a mask".into()));
         };
+        if (init.width, init.height) != (req.width, req.height) {
+            return Err(Error::InvalidOption(format!(
+                "init image is {}x{}, the request is {}x{}",
+                init.width, init.height, req.width, req.height
+            )));
+        }
         let mut cond = latent_mask(mask, req.width, req.height, h, w, 1, 1)?;
         let mut pixels = from_rgb8(init);
         let plane = req.width * req.height;
