@@ -2,7 +2,10 @@
 //   Y[b, o, y, x] (+)= bias[o] + Σ_{c, i, j} X[b, c, y·s − pt + i, x·s − pl + j] · W[(c·k + i)·k + j, o]
 // with zero padding (taps outside the input read 0). Padding is given as top/left; bottom/right
 // follow from ho/wo, so asymmetric padding (diffusers' VAE encoder pads right and bottom only)
-// is the same kernel.
+// is the same kernel. The kernel size k and the stride s are template constants, and the
+// accumulators, loads, taps and stores are generated unrolled by src/kernels/conv.rs (trap: a
+// template name in braces is substituted even inside a comment), so every private value has a
+// constant index (registers on a GPU).
 // Weights are laid out once at load as rows of taps: W[tap][o] for tap = (c·k + i)·k + j, the
 // output channels of one tap side by side (padded to a multiple of 32), in f32 or in Q8_0/Q4_0
 // blocks of 32 output channels (`{{ mode }}`), dequantized in registers. The kernel can work on a
@@ -10,10 +13,15 @@
 // and add into Y, which is how a convolution over channel parts (VAE decoder at 512²) sums its
 // input parts without copies, and how a weight kept in several buffers (larger than one storage
 // binding) is summed: a dispatch covers input channels x_c0 .. x_c0 + ci of X.
-// Grid: x = pixel groups of 4 along a row (ho · ⌈wo/4⌉, folded to 2-D past 65535 with y), z =
-// batch · ⌈co/8⌉. Each invocation keeps 8 channels × 4 pixels in registers: per tap one load of
-// 4 inputs and 8 weights feeds 32 FMAs, and the weights are the same for every invocation of a
-// workgroup (a broadcast).
+// Grid: x = pixel groups of 8 along a row (ho · ⌈wo/8⌉, folded to 2-D past 65535 with y), z =
+// batch · ⌈co/8⌉. Each invocation keeps 8 channels × 8 pixels in registers. Per input row
+// (c, i) it loads the 7·s + k inputs its 8 outputs' taps cover once, and per tap 8 weights,
+// for 64 FMAs a tap.
+// Trap (why the tile is this large): Mesa 22's lavapipe turns every storage-buffer load into a
+// loop over the SIMD lanes, so a load costs far more than an FMA there (and in SwiftShader);
+// the old 4-pixel tile that reloaded its inputs per tap ran at a third of this speed.
+// The sum over (c, i, j) runs in the same order for every output whatever the tile, so results
+// do not depend on it.
 
 struct Params {
     ci: u32,       // input channels this dispatch sums over
@@ -22,8 +30,6 @@ struct Params {
     co: u32,       // output channels computed (the window's width)
     ho: u32,
     wo: u32,
-    k: u32,
-    stride: u32,
     pad_t: u32,
     pad_l: u32,
     w_ld: u32,     // weight row length in channels (a multiple of 32)
@@ -78,6 +84,12 @@ fn w8_q4_0(row: u32, o: u32) -> W8 {
     return W8((vec4<f32>(n0) - 8.0) * d, (vec4<f32>(n1) - 8.0) * d);
 }
 
+// Input X[xr + ix], or 0 left/right of the row (ix wrapped around below 0 is huge).
+fn xat(xr: u32, ix: u32) -> f32 {
+    return select(0.0, X[xr + min(ix, P.w - 1u)], ix < P.w);
+}
+
+// Output channel o at pixels ox .. ox + 3 of row oy.
 fn store(b: u32, o: u32, oy: u32, ox: u32, acc: vec4<f32>) {
     if (o >= P.co) { return; }
     var bias = 0.0;
@@ -94,54 +106,29 @@ fn store(b: u32, o: u32, oy: u32, ox: u32, acc: vec4<f32>) {
 
 @compute @workgroup_size(64, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let wq = (P.wo + 3u) / 4u;
+    let wq = (P.wo + 7u) / 8u;
     let pix = gid.x + gid.y * nwg.x * 64u;
     if (pix >= P.ho * wq) { return; }
     let b = gid.z / P.cgroups;
     let o = (gid.z % P.cgroups) * 8u;
     let oy = pix / wq;
-    let ox = (pix % wq) * 4u;
-    let s = P.stride;
+    let ox = (pix % wq) * 8u;
     let col = P.w_col0 + o;
-    var a0 = vec4<f32>(0.0);
-    var a1 = vec4<f32>(0.0);
-    var a2 = vec4<f32>(0.0);
-    var a3 = vec4<f32>(0.0);
-    var a4 = vec4<f32>(0.0);
-    var a5 = vec4<f32>(0.0);
-    var a6 = vec4<f32>(0.0);
-    var a7 = vec4<f32>(0.0);
+    // unsigned wrap-around: the first input column, left of the row when padding
+    let bx = ox * {{ stride }}u - P.pad_l;
+    // accumulator a<c><h>: channel o + c, pixels ox + 4·h .. ox + 4·h + 3
+{{ conv_acc }}
     for (var c = 0u; c < P.ci; c++) {
         let xc = (b * P.x_ct + P.x_c0 + c) * P.h * P.w;
-        for (var i = 0u; i < P.k; i++) {
+        for (var i = 0u; i < {{ k }}u; i++) {
             // unsigned wrap-around: a tap above the input becomes a huge index, caught by < h
-            let iy = oy * s + i - P.pad_t;
+            let iy = oy * {{ stride }}u + i - P.pad_t;
             if (iy >= P.h) { continue; }
             let xr = xc + iy * P.w;
-            let row0 = P.w_row0 + (c * P.k + i) * P.k;
-            for (var j = 0u; j < P.k; j++) {
-                let ix = vec4<u32>(ox * s + j - P.pad_l) + vec4<u32>(0u, s, 2u * s, 3u * s);
-                let inb = ix < vec4<u32>(P.w);
-                let ic = min(ix, vec4<u32>(P.w - 1u));
-                let xv = select(vec4<f32>(0.0), vec4<f32>(X[xr + ic.x], X[xr + ic.y], X[xr + ic.z], X[xr + ic.w]), inb);
-                let wt = w8_{{ mode }}(row0 + j, col);
-                a0 += wt.a.x * xv;
-                a1 += wt.a.y * xv;
-                a2 += wt.a.z * xv;
-                a3 += wt.a.w * xv;
-                a4 += wt.b.x * xv;
-                a5 += wt.b.y * xv;
-                a6 += wt.b.z * xv;
-                a7 += wt.b.w * xv;
-            }
+            let row0 = P.w_row0 + (c * {{ k }}u + i) * {{ k }}u;
+{{ conv_loads }}
+{{ conv_taps }}
         }
     }
-    store(b, o, oy, ox, a0);
-    store(b, o + 1u, oy, ox, a1);
-    store(b, o + 2u, oy, ox, a2);
-    store(b, o + 3u, oy, ox, a3);
-    store(b, o + 4u, oy, ox, a4);
-    store(b, o + 5u, oy, ox, a5);
-    store(b, o + 6u, oy, ox, a6);
-    store(b, o + 7u, oy, ox, a7);
+{{ conv_store }}
 }

@@ -2,6 +2,7 @@
 //! adapter wgpu finds), with the tolerances of shared/notes/fidelity.md and shapes that are not
 //! tile multiples. Outputs written in place are surrounded by guard values that must survive.
 
+use aigc::kernels::activation::{activation, softmax_last, Act};
 use aigc::kernels::attention::attention;
 use aigc::kernels::ffn::swiglu;
 use aigc::kernels::matmul::{get_rows, matmul, matmul_into, Linear};
@@ -173,4 +174,58 @@ fn swiglu_matches_reference() {
     let gg = g.upload_f32(&gu, &[t, 2 * f]);
     let y = read(&g, &swiglu(&g, &gg, f, t));
     assert_close("swiglu", &y, &cpu::swiglu(&gu, f, t), 1e-7);
+}
+
+#[test]
+fn activations_match_reference() {
+    let g = gpu();
+    let mut rng = Rng(23);
+    // Random values over the range activations see, plus the edges of exp's range reduction
+    // and of tanh's cut-off.
+    let mut x: Vec<f32> = rng.vec(20_000).iter().map(|v| v * 16.0).collect();
+    x.extend([0.0, -0.0, 1e-7, -1e-7, 0.3465736, -0.3465736, 8.999, 9.0, -9.0, 30.0, -30.0, 85.9, -85.9, -86.5, 87.0, -100.0, 100.0]);
+    for a in Act::ALL {
+        // exp itself is only compared where it is finite and normal in f32.
+        let xs: Vec<f32> = if a == Act::Exp { x.iter().map(|v| v.clamp(-85.0, 88.0)).collect() } else { x.clone() };
+        let t = g.upload_f32(&xs, &[xs.len()]);
+        let y = read(&g, &activation(&g, &t, a));
+        let want = cpu::activation(&xs, a);
+        assert_close(&format!("{a:?}"), &y, &want, 1e-7);
+        if a == Act::Exp {
+            // Relative error within 4 ulp (the shader's polynomial is good to about 2).
+            for (i, (&u, &w)) in y.iter().zip(&want).enumerate() {
+                assert!((u - w).abs() <= 4.0 * f32::EPSILON * w.abs(), "exp({}) = {u}, want {w} ({i})", xs[i]);
+            }
+        }
+    }
+    // Far below exp's range: exactly 0 (no subnormals), and the activations' limits.
+    let t = g.upload_f32(&[-87.0, -1000.0, f32::NEG_INFINITY], &[3]);
+    assert_eq!(read(&g, &activation(&g, &t, Act::Exp)), vec![0.0; 3]);
+    let t = g.upload_f32(&[-200.0, 200.0], &[2]);
+    assert_eq!(read(&g, &activation(&g, &t, Act::Sigmoid)), vec![0.0, 1.0]);
+    assert_eq!(read(&g, &activation(&g, &t, Act::Tanh)), vec![-1.0, 1.0]);
+}
+
+#[test]
+fn softmax_matches_reference() {
+    use burn::tensor::{Tensor, TensorData};
+    let g = gpu();
+    let mut rng = Rng(29);
+    let (rows, cols) = (37, 77);
+    let mut x: Vec<f32> = rng.vec(rows * cols).iter().map(|v| v * 20.0).collect();
+    x[5] = f32::NEG_INFINITY; // a masked key
+    let t = Tensor::<2>::from_data(TensorData::new(x.clone(), [rows, cols]), &g.device);
+    let y = pollster::block_on(aigc::models::diffusion::nn::read_tensor(&g, softmax_last(&g, t).expect("softmax"))).expect("read");
+    let mut want = vec![0f32; rows * cols];
+    for r in 0..rows {
+        let row = &x[r * cols..(r + 1) * cols];
+        let m = row.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
+        let e: Vec<f64> = row.iter().map(|&v| libm::exp(v as f64 - m)).collect();
+        let s: f64 = e.iter().sum();
+        for c in 0..cols {
+            want[r * cols + c] = (e[c] / s) as f32;
+        }
+    }
+    assert_close("softmax", &y, &want, 1e-7);
+    assert_eq!(y[5], 0.0);
 }

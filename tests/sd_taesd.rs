@@ -51,7 +51,7 @@ fn taesd_matches_numpy_float64() {
 fn previews_every_step_and_the_last_is_the_result() {
     let (gpu, p) = load();
     let mut r = ImageRequest::new("a lighthouse at dusk");
-    (r.width, r.height, r.steps, r.count, r.seed, r.scheduler) = (64, 64, 3, 2, 5, SchedulerKind::Euler);
+    (r.width, r.height, r.steps, r.count, r.seed, r.scheduler) = (32, 32, 3, 2, 5, SchedulerKind::Euler);
     r.previews = true;
     let mut shots: Vec<Vec<Rgb8>> = Vec::new();
     let out = pollster::block_on(p.generate(&r, &mut |s| {
@@ -60,7 +60,7 @@ fn previews_every_step_and_the_last_is_the_result() {
     }))
     .expect("generate");
     assert_eq!(shots.len(), 3, "one callback per step");
-    let [c, h, w] = p.latent_shape(64, 64).expect("shape");
+    let [c, h, w] = p.latent_shape(32, 32).expect("shape");
     for (i, s) in shots.iter().enumerate() {
         assert_eq!(s.len(), 2, "step {i}: one preview per candidate");
         assert!(s.iter().all(|img| (img.width, img.height) == (8 * w, 8 * h)), "step {i}: 8× the latent size");

@@ -23,7 +23,7 @@ fn small_binding_limit_splits_weights_and_generates_identically() {
     assert_eq!(engine.model.embed_parts(), 8, "a 30.4 MiB table in 4 MiB buffers");
     let fx: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(format!("{ROOT}/tests/fixtures/models/smollm2.json")).expect("fixture")).expect("json");
-    for p in fx["prompts"].as_array().expect("prompts").iter().take(3) {
+    for p in fx["prompts"].as_array().expect("prompts").iter().take(1) {
         let prompt: Vec<u32> = p["prompt_ids"].as_array().expect("ids").iter().map(|v| v.as_u64().expect("id") as u32).collect();
         let want: Vec<u32> = p["numpy_f64"]["greedy"]["ids"].as_array().expect("ids").iter().map(|v| v.as_u64().expect("id") as u32).collect();
         let opts = GenOptions { max_tokens: 16, sampler: SamplerConfig::greedy(), stop: vec![] };

@@ -17,8 +17,13 @@ use crate::quant::{dequantize, quantize_q4_0, quantize_q8_0, GgmlType};
 
 const SRC: &str = include_str!("../../shaders/conv2d.wgsl");
 
-/// Output channels per invocation (the kernel's register tile is 8 channels × 4 pixels).
+/// Output channels per invocation (the kernel's register tile is 8 channels × [`PX`] pixels).
 const CH: usize = 8;
+/// Output pixels along a row per invocation.
+const PX: usize = 8;
+/// Largest kernel size and stride the generated tap code is made for (SD uses 1 and 3, 1 and 2).
+const MAX_K: usize = 7;
+const MAX_STRIDE: usize = 4;
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -29,8 +34,6 @@ struct Params {
     co: u32,
     ho: u32,
     wo: u32,
-    k: u32,
-    stride: u32,
     pad_t: u32,
     pad_l: u32,
     w_ld: u32,
@@ -200,6 +203,9 @@ pub fn conv2d_into(
     if s.k == 0 || s.stride == 0 || s.h + s.pad_t + s.pad_b < s.k || s.w + s.pad_l + s.pad_r < s.k {
         return Err(Error::InvalidOption(format!("convolution {s:?} has no output")));
     }
+    if s.k > MAX_K || s.stride > MAX_STRIDE {
+        return Err(Error::UnsupportedModel(format!("convolution kernel {k}×{k} with stride {}: at most {MAX_K}×{MAX_K}, stride {MAX_STRIDE}", s.stride, k = s.k)));
+    }
     if s.k != weight.k || win.i0 + s.ci > weight.ci || win.o0 + s.co > weight.co || win.o0 % CH != 0 {
         return Err(Error::ModelConfig(format!(
             "convolution {s:?} (inputs from {}, outputs from {}) does not fit its {}×{}×{k}×{k} weight",
@@ -226,8 +232,6 @@ pub fn conv2d_into(
         co: s.co as u32,
         ho: ho as u32,
         wo: wo as u32,
-        k: s.k as u32,
-        stride: s.stride as u32,
         pad_t: s.pad_t as u32,
         pad_l: s.pad_l as u32,
         w_ld: weight.ld as u32,
@@ -238,7 +242,7 @@ pub fn conv2d_into(
         x_c0: 0,
         x_ct: s.ci as u32,
     };
-    let pixel_groups = (ho * wo.div_ceil(4)) as u32;
+    let pixel_groups = (ho * wo.div_ceil(PX)) as u32;
     let (gx, gy) = grid(pixel_groups.div_ceil(64));
     let z = (s.batch * cgroups) as u32;
     if z > 65535 {
@@ -264,7 +268,7 @@ pub fn conv2d_into(
         first = false;
         launch(
             gpu,
-            ShaderKernel { name: "conv2d", source: SRC, qtype: None, tile_t: 0, variant: wq },
+            ShaderKernel { name: "conv2d", source: SRC, qtype: None, tile_t: (s.k * 16 + s.stride) as u32, variant: wq },
             (gx, gy, z),
             vec![
                 x.handle.clone().binding(),
@@ -276,4 +280,39 @@ pub fn conv2d_into(
         );
     }
     Ok(())
+}
+
+/// The shader's generated, unrolled code for kernel size `k` and `stride` (the pipeline key
+/// `tile_t = k·16 + stride`) and weight decoder `w8_<mode>`: accumulator declarations, the loads
+/// of one input row's span, the taps of that row, the stores.
+pub(super) fn shader_code(key: u32, mode: &str) -> [(&'static str, String); 6] {
+    let (k, s) = ((key / 16) as usize, (key % 16) as usize);
+    let lane = |c: usize| format!("{}.{}", if c < 4 { "a" } else { "b" }, ["x", "y", "z", "w"][c % 4]);
+    let acc = (0..CH).flat_map(|c| (0..PX / 4).map(move |h| format!("    var a{c}{h} = vec4<f32>(0.0);"))).collect::<Vec<_>>();
+    let loads = (0..(PX - 1) * s + k).map(|m| format!("            let x{m} = xat(xr, bx + {m}u);")).collect::<Vec<_>>();
+    let mut taps = Vec::new();
+    for j in 0..k {
+        taps.push(format!("            {{\n                let wt = w8_{mode}(row0 + {j}u, col);"));
+        for h in 0..PX / 4 {
+            let px = (0..4).map(|q| format!("x{}", (4 * h + q) * s + j)).collect::<Vec<_>>().join(", ");
+            taps.push(format!("                let p{h} = vec4<f32>({px});"));
+        }
+        for c in 0..CH {
+            for h in 0..PX / 4 {
+                taps.push(format!("                a{c}{h} += wt.{} * p{h};", lane(c)));
+            }
+        }
+        taps.push("            }".into());
+    }
+    let store = (0..CH)
+        .flat_map(|c| (0..PX / 4).map(move |h| format!("    store(b, o + {c}u, oy, ox + {}u, a{c}{h});", 4 * h)))
+        .collect::<Vec<_>>();
+    [
+        ("k", k.to_string()),
+        ("stride", s.to_string()),
+        ("conv_acc", acc.join("\n")),
+        ("conv_loads", loads.join("\n")),
+        ("conv_taps", taps.join("\n")),
+        ("conv_store", store.join("\n")),
+    ]
 }

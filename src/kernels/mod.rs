@@ -8,6 +8,7 @@
 //! ([`grid`]); shaders rebuild the linear index from `num_workgroups`.
 //! Pipelines are cached by cubecl under [`ShaderKernel::id`]: (kernel name, quant type).
 
+pub mod activation;
 pub mod actquant;
 pub mod attention;
 pub mod conv;
@@ -34,7 +35,8 @@ pub struct ShaderKernel {
     pub name: &'static str,
     pub source: &'static str,
     pub qtype: Option<GgmlType>,
-    /// Tokens per tile for the matmul (`{{ tile_t }}`); 0 where unused.
+    /// Tokens per tile for the matmul (`{{ tile_t }}`); conv2d's kernel size · 16 + stride (its
+    /// generated tap code, [`conv::shader_code`]); 0 where unused.
     pub tile_t: u32,
     /// A variant of the shader (`{{ mode }}`): the matmul's "q8" mode, `quantize_act`'s
     /// target; "" where unused.
@@ -80,6 +82,10 @@ impl KernelSource for ShaderKernel {
             .register("tile_decl", tile_code(self.tile_t, |i| format!("    var a{i} = 0.0;")))
             .register("tile_body", tile_code(self.tile_t, body))
             .register("tile_store", tile_code(self.tile_t, |i| format!("    store(t0 + {i}u, row, a{i}, bias);")));
+        let template = match self.name {
+            "conv2d" => conv::shader_code(self.tile_t, self.variant).into_iter().fold(template, |t, (k, v)| t.register(k, v)),
+            _ => template,
+        };
         match self.qtype {
             Some(ty) => template
                 .add_template(QUANT_WGSL)

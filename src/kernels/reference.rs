@@ -153,6 +153,27 @@ pub fn swiglu(gu: &[f32], f: usize, t: usize) -> Vec<f32> {
     y
 }
 
+/// The activations of `shaders/activation.wgsl`, in f64 with libm's exp/erf/tanh (the true
+/// functions, where the shader has its own approximations).
+pub fn activation(x: &[f32], act: crate::kernels::activation::Act) -> Vec<f32> {
+    use crate::kernels::activation::Act;
+    let sigmoid = |v: f64| 1.0 / (1.0 + libm::exp(-v));
+    x.iter()
+        .map(|&v| {
+            let v = v as f64;
+            (match act {
+                Act::Exp => libm::exp(v),
+                Act::Sigmoid => sigmoid(v),
+                Act::Silu => v * sigmoid(v),
+                Act::QuickGelu => v * sigmoid(1.702 * v),
+                Act::Gelu => 0.5 * v * (1.0 + libm::erf(v / std::f64::consts::SQRT_2)),
+                Act::GeluTanh => 0.5 * v * (1.0 + libm::tanh((2.0 / std::f64::consts::PI).sqrt() * (v + 0.044715 * v * v * v))),
+                Act::Tanh => libm::tanh(v),
+            }) as f32
+        })
+        .collect()
+}
+
 /// 2-D convolution, NCHW, zero padding (`pad_t`, `pad_l` before; the output size decides the
 /// rest): the twin of `shaders/conv2d.wgsl`.
 pub fn conv2d(x: &[f32], w: &[f32], bias: &[f32], s: crate::kernels::conv::ConvShape) -> Vec<f32> {

@@ -33,11 +33,29 @@ function native(args) {
   return JSON.parse(line);
 }
 
+// Two base64 PNGs decoded in the page: pixels (channel values) that differ, the largest
+// difference and the PSNR (Infinity when equal).
+function comparePngs(page, x, y) {
+  return page.evaluate(async ([x, y]) => {
+    const pixels = async (b64) => {
+      const bmp = await createImageBitmap(new Blob([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], { type: 'image/png' }));
+      const c = new OffscreenCanvas(bmp.width, bmp.height).getContext('2d');
+      c.drawImage(bmp, 0, 0);
+      return c.getImageData(0, 0, bmp.width, bmp.height).data;
+    };
+    const [a, b] = [await pixels(x), await pixels(y)];
+    let se = 0; let diff = 0; let worst = 0;
+    for (let i = 0; i < a.length; i++) { const d = a[i] - b[i]; se += d * d; diff += d !== 0; worst = Math.max(worst, Math.abs(d)); }
+    return { same_png: x === y, diff, worst, psnr: se ? 10 * Math.log10(255 * 255 / (se / a.length)) : Infinity };
+  }, [x, y]);
+}
+
 const server = await serve(PORT);
 const browser = await chromium.launch(CHROMIUM);
 const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
 page.setDefaultTimeout(15 * 60 * 1000);
 page.on('pageerror', (e) => console.log(`page error: ${e.message}`));
+page.on('worker', (w) => w.on('console', (m) => { if (process.env.AIGC_E2E_CONSOLE) console.log(`worker console: ${m.text()}`); }));
 
 try {
   await page.goto(BASE);
@@ -171,24 +189,10 @@ try {
     await page.waitForFunction(() => ['done', 'error'].includes(document.body.dataset.imageState));
     if (await page.evaluate(() => document.body.dataset.imageState) === 'error') throw new Error(await page.textContent('#image-progress-label'));
     await page.screenshot({ path: join(ROOT, 'target/browser/page-after-image.png'), fullPage: true });
-    // Decode both PNGs in the page and compare pixels (PSNR reported when they differ).
-    const cmp = await page.evaluate(async (natives) => {
-      const pixels = async (b64) => {
-        const bmp = await createImageBitmap(new Blob([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], { type: 'image/png' }));
-        const c = new OffscreenCanvas(bmp.width, bmp.height).getContext('2d');
-        c.drawImage(bmp, 0, 0);
-        return c.getImageData(0, 0, bmp.width, bmp.height).data;
-      };
-      const imgs = [...document.querySelectorAll('#image-grid img')].map((i) => i.dataset.b64);
-      const res = [];
-      for (let k = 0; k < natives.length; k++) {
-        const [a, b] = [await pixels(imgs[k]), await pixels(natives[k])];
-        let se = 0; let diff = 0;
-        for (let i = 0; i < a.length; i++) { const d = a[i] - b[i]; se += d * d; diff += d !== 0; }
-        res.push({ same_png: imgs[k] === natives[k], diff, psnr: se ? 10 * Math.log10(255 * 255 / (se / a.length)) : Infinity });
-      }
-      return { count: imgs.length, res };
-    }, want);
+    // Compare pixels (PSNR reported when they differ).
+    const imgs = await page.evaluate(() => [...document.querySelectorAll('#image-grid img')].map((i) => i.dataset.b64));
+    const cmp = { count: imgs.length, res: [] };
+    for (let k = 0; k < Math.min(imgs.length, want.length); k++) cmp.res.push(await comparePngs(page, imgs[k], want[k]));
     console.log(`     browser vs native: ${JSON.stringify(cmp)}`);
     if (cmp.count !== 2) throw new Error(`${cmp.count} pictures on the page`);
     // The fixture folder has taesd/: the page showed a TAESD preview at every step.
@@ -196,7 +200,7 @@ try {
     for (const r of cmp.res) if (r.diff !== 0) throw new Error(`pixels differ from native: ${JSON.stringify(cmp.res)}`);
   });
 
-  await check('Image tab: a single-file GGUF chosen from disk loads (f32) and makes a picture', async () => {
+  await check('Image tab: a single-file GGUF chosen from disk loads (f32) and makes the picture native aigc image makes', async () => {
     const gguf = join(ROOT, 'target/fixtures/sd-tiny-v1-single/sd-tiny-v1.q8_0.gguf');
     const opts = ['--prompt', 'a lighthouse at dusk', '--negative', '', '--size', '64x64', '--steps', '2', '--cfg', '7.5',
       '--seed', '3', '--count', '1', '--scheduler', 'euler', '--quant', 'f32'];
@@ -225,9 +229,12 @@ try {
     if (await page.evaluate(() => document.body.dataset.imageState) === 'error') throw new Error(await page.textContent('#image-progress-label'));
     const got = await page.evaluate(() => [...document.querySelectorAll('#image-grid img')].map((i) => i.dataset.b64));
     assertEq(got.length, 1, 'pictures on the page');
-    // Known open bug: this picture is not byte-identical to native's (the diffusers-folder check
-    // above is); reported, not asserted, until it is found.
-    console.log(`     single-file GGUF: PNG ${got[0] === want ? 'identical to' : 'DIFFERS from'} native`);
+    // Byte equality with native needs every transcendental to be ours (shaders/activation.wgsl):
+    // WGSL's exp/tanh differ in the last bit between lavapipe and SwiftShader.
+    if (got[0] !== want) {
+      const cmp = await comparePngs(page, got[0], want);
+      throw new Error(`single-file GGUF picture differs from native: ${JSON.stringify(cmp)}`);
+    }
     await page.setInputFiles('#image-model-file', []);
   });
 

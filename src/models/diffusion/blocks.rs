@@ -7,7 +7,6 @@
 //! [B, H·W, C]) → blocks (self-attn, cross-attn on the text, GEGLU feed-forward; pre-LN with
 //! residuals) → proj_out → + input. GEGLU's GELU is erf-based, as diffusers' `F.gelu`.
 
-use burn::tensor::activation::{gelu, gelu_approximate, silu};
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::Tensor;
@@ -16,6 +15,7 @@ use super::nn::{attention, merge_heads, split_heads, Conv2d, Dense, GroupNorm, L
 use super::nn::part_channels;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::kernels::activation::{act, Act};
 use super::store::TensorStore;
 
 pub struct Resnet {
@@ -58,14 +58,14 @@ impl Resnet {
 
     /// x [B, C_in, H, W], temb [B, T] (already silu'd by the caller) → [B, C_out, H, W]
     pub fn forward(&self, gpu: &Gpu, x: Tensor<4>, temb: Option<&Tensor<2>>) -> Result<Tensor<4>> {
-        let mut h = self.conv1.forward(gpu, silu(self.norm1.forward(x.clone())))?;
+        let mut h = self.conv1.forward(gpu, act(gpu, self.norm1.forward(x.clone()), Act::Silu)?)?;
         if let (Some(proj), Some(t)) = (&self.temb, temb) {
             let [b, c] = t.dims();
             let e = proj.forward(gpu, t.clone().reshape([1, b, c]))?;
             let c_out = e.dims()[2];
             h = h + e.reshape([b, c_out, 1, 1]);
         }
-        let h = self.conv2.forward(gpu, silu(self.norm2.forward(h)))?;
+        let h = self.conv2.forward(gpu, act(gpu, self.norm2.forward(h), Act::Silu)?)?;
         let skip = match &self.shortcut {
             Some(s) => s.forward(gpu, x)?,
             None => x,
@@ -77,9 +77,9 @@ impl Resnet {
 impl Resnet {
     /// The same block (no time embedding: the VAE's) over channel parts that each fit `budget`.
     pub fn forward_parts(&self, gpu: &Gpu, x: Parts, budget: u64) -> Result<Parts> {
-        let h = Parts(x.0.clone()).map(|p, c0| silu(self.norm1.forward_part(p, c0)));
+        let h = Parts(x.0.clone()).try_map(|p, c0| act(gpu, self.norm1.forward_part(p, c0), Act::Silu))?;
         let h = self.conv1.forward_parts(gpu, &h, self.norm2.unit(), budget)?;
-        let h = h.map(|p, c0| silu(self.norm2.forward_part(p, c0)));
+        let h = h.try_map(|p, c0| act(gpu, self.norm2.forward_part(p, c0), Act::Silu))?;
         let h = self.conv2.forward_parts(gpu, &h, self.norm2.unit(), budget)?;
         let skip = match &self.shortcut {
             Some(s) => s.forward_parts(gpu, &x, self.norm2.unit(), budget)?,
@@ -118,7 +118,7 @@ impl Attn {
         let q = split_heads(self.q.forward(gpu, x)?, self.heads);
         let k = split_heads(self.k.forward(gpu, c.clone())?, self.heads);
         let v = split_heads(self.v.forward(gpu, c)?, self.heads);
-        let a = attention(q, k, v, None, gpu.max_binding / 2);
+        let a = attention(gpu, q, k, v, None, gpu.max_binding / 2)?;
         self.out.forward(gpu, merge_heads(a))
     }
 }
@@ -197,7 +197,7 @@ impl Transformer2D {
             // diffusers' GEGLU: hidden, gate = proj(x).chunk(2); hidden · gelu(gate)
             let hidden = g.clone().narrow(2, 0, inner);
             let gate = g.narrow(2, inner, inner);
-            let gate = if blk.geglu_tanh { gelu_approximate(gate) } else { gelu(gate) };
+            let gate = act(gpu, gate, if blk.geglu_tanh { Act::GeluTanh } else { Act::Gelu })?;
             t = t + blk.ff_out.forward(gpu, hidden * gate)?;
         }
         let t = self.proj_out.forward(gpu, t)?;

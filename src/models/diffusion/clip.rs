@@ -7,7 +7,7 @@
 //! "all layers, then final_layer_norm" is right for both. Names as transformers' CLIPTextModel
 //! (`text_model.encoder.layers.N.self_attn.q_proj`, …).
 
-use burn::tensor::activation::{gelu, sigmoid};
+use crate::kernels::activation::{act, Act as Kernel};
 use burn::tensor::{Int, Tensor, TensorData};
 
 use super::config::ClipConfig;
@@ -130,13 +130,13 @@ impl ClipText {
             let q = split_heads(l.q.forward(gpu, h.clone())?, heads);
             let k = split_heads(l.k.forward(gpu, h.clone())?, heads);
             let v = split_heads(l.v.forward(gpu, h)?, heads);
-            let a = merge_heads(attention(q, k, v, Some(mask.clone()), gpu.max_binding / 2));
+            let a = merge_heads(attention(gpu, q, k, v, Some(mask.clone()), gpu.max_binding / 2)?);
             x = x + l.out.forward(gpu, a)?;
             let h = l.fc1.forward(gpu, l.ln2.forward(x.clone()))?;
-            let h = match self.act {
-                Act::QuickGelu => h.clone() * sigmoid(h * 1.702),
-                Act::Gelu => gelu(h),
-            };
+            let h = act(gpu, h, match self.act {
+                Act::QuickGelu => Kernel::QuickGelu,
+                Act::Gelu => Kernel::Gelu,
+            })?;
             x = x + l.fc2.forward(gpu, h)?;
         }
         Ok(self.final_ln.forward(x))

@@ -10,11 +10,11 @@
 //! linear weights [out, in], conv weights [out, in, kh, kw].
 
 use burn::backend::wgpu::CubeTensor;
-use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::kernels::activation::softmax_last;
 use crate::kernels::conv::{conv2d, conv2d_into, ConvShape, ConvWeight, ConvWindow};
 use crate::kernels::matmul::{matmul, Linear};
 use crate::quant::{quantize_q4_0, quantize_q8_0, GgmlType};
@@ -272,6 +272,18 @@ impl Parts {
         }
     }
 
+    /// Apply `f(part, first_channel)` to every part; the first error ends it.
+    pub fn try_map(self, mut f: impl FnMut(Tensor<4>, usize) -> Result<Tensor<4>>) -> Result<Parts> {
+        let mut c0 = 0;
+        let mut out = Vec::with_capacity(self.0.len());
+        for p in self.0 {
+            let c = p.dims()[1];
+            out.push(f(p, c0)?);
+            c0 += c;
+        }
+        Ok(Parts(out))
+    }
+
     /// Apply `f(part, first_channel)` to every part.
     pub fn map(self, mut f: impl FnMut(Tensor<4>, usize) -> Tensor<4>) -> Parts {
         let mut c0 = 0;
@@ -382,7 +394,7 @@ impl LayerNorm {
 /// k/v [B, H, Tk, d] → [B, H, Tq, d]. Queries are processed in chunks so the score matrix of
 /// one chunk stays under `budget` bytes (a 64×64 latent has 4096 queries: the full matrix of
 /// 8 heads would be 512 MiB, over most storage-binding limits).
-pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Option<Tensor<4>>, budget: u64) -> Tensor<4> {
+pub fn attention(gpu: &Gpu, q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Option<Tensor<4>>, budget: u64) -> Result<Tensor<4>> {
     let [b, h, tq, d] = q.dims();
     let tk = k.dims()[2];
     let scale = 1.0 / (d as f64).sqrt();
@@ -397,7 +409,7 @@ pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Option<Tensor<4
             Some(m) => s + m.clone().narrow(2, start, len),
             None => s,
         };
-        softmax(s, 3).matmul(v.clone())
+        Ok(softmax_last(gpu, s)?.matmul(v.clone()))
     };
     if chunk >= tq {
         return run(q, 0, tq);
@@ -406,10 +418,10 @@ pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Option<Tensor<4
     let mut start = 0;
     while start < tq {
         let len = chunk.min(tq - start);
-        outs.push(run(q.clone().narrow(2, start, len), start, len));
+        outs.push(run(q.clone().narrow(2, start, len), start, len)?);
         start += len;
     }
-    Tensor::cat(outs, 2)
+    Ok(Tensor::cat(outs, 2))
 }
 
 /// Read a tensor back to the CPU (row-major), waiting for the work queued before it.

@@ -20,6 +20,7 @@ use burn::tensor::Tensor;
 use super::nn::{Conv2d, Loader};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::kernels::activation::{act, Act};
 use super::store::TensorStore;
 
 /// Blocks per stage and whether an upsample follows (the architecture is fixed).
@@ -95,7 +96,7 @@ impl Taesd {
 
     /// latents [B, 4, h, w] → image [B, 3, 8h, 8w] in [0, 1].
     pub fn forward(&self, gpu: &Gpu, latents: Tensor<4>) -> Result<Tensor<4>> {
-        let mut x = latents.div_scalar(3.0).tanh().mul_scalar(3.0);
+        let mut x = act(gpu, latents.div_scalar(3.0), Act::Tanh)?.mul_scalar(3.0);
         for layer in &self.layers {
             x = match layer {
                 Layer::Conv { conv, relu: true } => relu(conv.forward(gpu, x)?),

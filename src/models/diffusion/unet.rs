@@ -7,7 +7,7 @@
 //! follows diffusers' `UNet2DConditionModel.__init__` exactly (the up blocks' first ResNet takes
 //! the previous block's width plus the skip's).
 
-use burn::tensor::activation::silu;
+use crate::kernels::activation::{act, Act};
 use burn::tensor::{Tensor, TensorData};
 
 use super::blocks::{Resnet, Transformer2D, Upsample};
@@ -114,8 +114,8 @@ impl Unet {
         let mut out = Vec::with_capacity(t.len() * dim);
         for &ts in t {
             let args: Vec<f64> =
-                (0..half).map(|i| ts * (-(10000f64.ln()) * i as f64 / (half as f64 - shift)).exp()).collect();
-            let (sin, cos): (Vec<f32>, Vec<f32>) = args.iter().map(|a| (a.sin() as f32, a.cos() as f32)).unzip();
+                (0..half).map(|i| ts * libm::exp(-libm::log(10000.0) * i as f64 / (half as f64 - shift))).collect();
+            let (sin, cos): (Vec<f32>, Vec<f32>) = args.iter().map(|a| (libm::sin(*a) as f32, libm::cos(*a) as f32)).unzip();
             if self.cfg.flip_sin_to_cos {
                 out.extend(cos.iter().chain(&sin));
             } else {
@@ -139,10 +139,10 @@ impl Unet {
         }
         let c0 = self.cfg.block_out_channels[0];
         let tf = Tensor::<3>::from_data(TensorData::new(self.time_features(t), [1, b, c0]), &gpu.device);
-        let temb = self.time_2.forward(gpu, silu(self.time_1.forward(gpu, tf)?))?;
+        let temb = self.time_2.forward(gpu, act(gpu, self.time_1.forward(gpu, tf)?, Act::Silu)?)?;
         let td = temb.dims()[2];
         // Every ResNet applies silu to the embedding first: do it once.
-        let temb = silu(temb.reshape([b, td]));
+        let temb = act(gpu, temb.reshape([b, td]), Act::Silu)?;
 
         let mut x = self.conv_in.forward(gpu, x)?;
         let mut skips = vec![x.clone()];
@@ -174,6 +174,6 @@ impl Unet {
                 x = u.forward(gpu, x)?;
             }
         }
-        self.conv_out.forward(gpu, silu(self.norm_out.forward(x)))
+        self.conv_out.forward(gpu, act(gpu, self.norm_out.forward(x), Act::Silu)?)
     }
 }

@@ -5,7 +5,6 @@
 //! attention, ResNet) → up blocks from the widest (layers_per_block + 1 ResNets, then
 //! nearest-×2 + conv except the last) → GroupNorm, SiLU, conv_out. All norms: eps 1e-6.
 
-use burn::tensor::activation::silu;
 use burn::tensor::Tensor;
 
 use super::blocks::{Resnet, SpatialSelfAttn, Upsample};
@@ -13,6 +12,7 @@ use super::config::VaeConfig;
 use super::nn::{part_channels, Conv2d, GroupNorm, Loader, Parts};
 use crate::error::Result;
 use crate::gpu::Gpu;
+use crate::kernels::activation::{act, Act};
 use super::store::TensorStore;
 
 const EPS: f64 = 1e-6;
@@ -99,7 +99,7 @@ impl VaeDecoder {
                 x = u.forward_parts(gpu, x, unit, budget)?;
             }
         }
-        let x = x.map(|p, c0| silu(self.norm_out.forward_part(p, c0)));
+        let x = x.try_map(|p, c0| act(gpu, self.norm_out.forward_part(p, c0), Act::Silu))?;
         Ok(self.conv_out.forward_parts(gpu, &x, 1, budget)?.join())
     }
 }
@@ -182,7 +182,7 @@ impl VaeEncoder {
         x = self.mid_res0.forward(gpu, x, None)?;
         x = self.mid_attn.forward(gpu, x)?;
         x = self.mid_res1.forward(gpu, x, None)?;
-        let mut m = self.conv_out.forward(gpu, silu(self.norm_out.forward(x)))?;
+        let mut m = self.conv_out.forward(gpu, act(gpu, self.norm_out.forward(x), Act::Silu)?)?;
         if let Some(q) = &self.quant {
             m = q.forward(gpu, m)?;
         }
