@@ -247,7 +247,7 @@ impl Upsample {
     pub fn forward_parts(&self, gpu: &Gpu, x: Parts, unit: usize, budget: u64) -> Result<Parts> {
         let [b, c, h, w] = x.dims();
         let x = x.rechunk(part_channels(b, c, 2 * h, 2 * w, unit, budget));
-        let up = x.map(|p, _| interpolate(p, InterpolateOptions::new(InterpolateMode::Nearest).with_output_size([2 * h, 2 * w])));
+        let up = x.try_map(|p, _| Ok(interpolate(p, InterpolateOptions::new(InterpolateMode::Nearest).with_output_size([2 * h, 2 * w]))))?;
         self.conv.forward_parts(gpu, &up, unit, budget)
     }
 }

@@ -283,22 +283,6 @@ impl Parts {
         }
         Ok(Parts(out))
     }
-
-    /// Apply `f(part, first_channel)` to every part.
-    pub fn map(self, mut f: impl FnMut(Tensor<4>, usize) -> Tensor<4>) -> Parts {
-        let mut c0 = 0;
-        Parts(
-            self.0
-                .into_iter()
-                .map(|p| {
-                    let c = p.dims()[1];
-                    let y = f(p, c0);
-                    c0 += c;
-                    y
-                })
-                .collect(),
-        )
-    }
 }
 
 impl Conv2d {
