@@ -155,9 +155,9 @@ test_all() {
     say "CLI smoke: aigc inspect and a short greedy generation on the default model"
     "$AIGC" inspect "$MODEL"
     "$AIGC" text --model "$MODEL" --prompt "The capital of France is" -n 8 --greedy --json
-    say "CLI smoke: aigc image on the random-weight SD 1.x folder (64x64, 4 steps, 2 candidates, TAESD previews)"
+    say "CLI smoke: aigc image on the random-weight SD 1.x folder (64x64, 2 steps, 2 candidates, TAESD previews)"
     "$AIGC" image --model target/fixtures/sd-tiny-v1 --prompt "a lighthouse at dusk" --negative "blurry" \
-        --size 64x64 --steps 4 --seed 1 --count 2 --scheduler euler_a --out target/sd-tiny-v1.png \
+        --size 64x64 --steps 2 --seed 1 --count 2 --scheduler euler_a --out target/sd-tiny-v1.png \
         --previews target/sd-tiny-v1-previews --json
     say "CLI smoke: aigc image on a single-file Q8_0 GGUF of the same model (configs read from its shapes)"
     "$AIGC" image --model target/fixtures/sd-tiny-v1-single/sd-tiny-v1.q8_0.gguf --prompt "a lighthouse at dusk" \

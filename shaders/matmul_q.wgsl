@@ -1,16 +1,24 @@
 // Quantized matmul: Y[t, n] (+)= sum_k X[t, k] * W[n, k] (+ bias[n]), W in (repacked) GGUF blocks.
 //
-// One invocation per (output row, tile of TILE_T tokens): it walks the row's 32-element chunks,
-// dequantizes each once in registers and dots it with the TILE_T token rows of X, so each weight
-// is read once per tile (TILE_T = 1 is the decode GEMV; prefill uses a larger tile). No
-// workgroup memory and no barriers: on a CPU Vulkan driver (lavapipe) barriers split the shader
-// and cost more than the reduction saves; all loops have constant trip counts apart from the
-// chunk loop, so `v` and `acc` stay in registers.
-// Dispatch: x,y = row groups of 64 (folded to 2-D past 65535), z = token tiles.
-// The output may be a column window of a wider buffer (`out_stride`, `out_col`): that is how Q,
-// K and V (or gate and up) land side by side without a copy.
+// One invocation per (ROWS output rows, tile of TILE_T tokens): it walks the rows' 32-element
+// chunks; per chunk it loads the TILE_T token rows of X into registers once, then dequantizes
+// each of its ROWS weight chunks in registers and dots it with them, so each weight is read once
+// per tile and each activation once per ROWS rows (TILE_T = 1 is the decode GEMV; prefill uses a
+// larger tile). Why ROWS: lavapipe (Mesa's CPU Vulkan driver) turns every storage-buffer load
+// whose address it cannot prove uniform (anything from a loop counter, a workgroup id or a Params
+// field) into a loop over the SIMD lanes, a component at a time; a GEMV row chunk costs 5 weight
+// words but 32 activation floats, so sharing the activations between rows is most of the speed.
+// No workgroup memory and no barriers: on lavapipe barriers split the shader and cost more than
+// the reduction saves, and its workgroup-memory loads are per-lane loops too. All loops have
+// constant trip counts apart from the chunk loop, so `v`, `x*` and the accumulators stay in
+// registers. The sums keep their order (per chunk: 8 vec4 dots, left to right), so the result
+// does not depend on ROWS or TILE_T.
+// Dispatch: x,y = groups of 64 invocations (64·ROWS rows; folded to 2-D past 65535), z = token
+// tiles. The output may be a column window of a wider buffer (`out_stride`, `out_col`): that is
+// how Q, K and V (or gate and up) land side by side without a copy.
 
 const TILE_T: u32 = {{ tile_t }}u;
+const ROWS: u32 = {{ rows }}u;
 
 struct Params {
     k: u32,            // input features (multiple of 32; of 256 for K-quants)
@@ -29,16 +37,21 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> Y: array<f32>;
 @group(0) @binding(4) var<storage, read_write> P: Params;
 
-// v · X[t, 32c .. 32c+32], X read as vec4 rows (k is a multiple of 32).
-fn dot32(v: ptr<function, array<f32, 32>>, x0: u32) -> f32 {
-    return dot(vec4<f32>((*v)[0], (*v)[1], (*v)[2], (*v)[3]), X[x0])
-         + dot(vec4<f32>((*v)[4], (*v)[5], (*v)[6], (*v)[7]), X[x0 + 1u])
-         + dot(vec4<f32>((*v)[8], (*v)[9], (*v)[10], (*v)[11]), X[x0 + 2u])
-         + dot(vec4<f32>((*v)[12], (*v)[13], (*v)[14], (*v)[15]), X[x0 + 3u])
-         + dot(vec4<f32>((*v)[16], (*v)[17], (*v)[18], (*v)[19]), X[x0 + 4u])
-         + dot(vec4<f32>((*v)[20], (*v)[21], (*v)[22], (*v)[23]), X[x0 + 5u])
-         + dot(vec4<f32>((*v)[24], (*v)[25], (*v)[26], (*v)[27]), X[x0 + 6u])
-         + dot(vec4<f32>((*v)[28], (*v)[29], (*v)[30], (*v)[31]), X[x0 + 7u]);
+// X[t, 32c .. 32c+32] (from vec4 index x0) into registers.
+fn load_x(x: ptr<function, array<vec4<f32>, 8>>, x0: u32) {
+    for (var j = 0u; j < 8u; j++) { (*x)[j] = X[x0 + j]; }
+}
+
+// v · x, in the fixed order every tile size shares.
+fn dot32(v: ptr<function, array<f32, 32>>, x: ptr<function, array<vec4<f32>, 8>>) -> f32 {
+    return dot(vec4<f32>((*v)[0], (*v)[1], (*v)[2], (*v)[3]), (*x)[0])
+         + dot(vec4<f32>((*v)[4], (*v)[5], (*v)[6], (*v)[7]), (*x)[1])
+         + dot(vec4<f32>((*v)[8], (*v)[9], (*v)[10], (*v)[11]), (*x)[2])
+         + dot(vec4<f32>((*v)[12], (*v)[13], (*v)[14], (*v)[15]), (*x)[3])
+         + dot(vec4<f32>((*v)[16], (*v)[17], (*v)[18], (*v)[19]), (*x)[4])
+         + dot(vec4<f32>((*v)[20], (*v)[21], (*v)[22], (*v)[23]), (*x)[5])
+         + dot(vec4<f32>((*v)[24], (*v)[25], (*v)[26], (*v)[27]), (*x)[6])
+         + dot(vec4<f32>((*v)[28], (*v)[29], (*v)[30], (*v)[31]), (*x)[7]);
 }
 
 // "q8" mode (llama.cpp-compatible numerics): X holds `quantize_act`'s output, integer
@@ -51,9 +64,13 @@ fn xparams(tok: u32, c: u32) -> vec2<f32> {
     return x.zw;
 }
 
-fn dot_q8(v: ptr<function, array<f32, 32>>, pw: vec2<f32>, tok: u32, c: u32) -> f32 {
-    let xp = xparams(tok, c);
-    return pw.x * xp.x * dot32(v, tok * (P.k / 4u) + c * 8u) + pw.y * xp.y;
+fn dot_q8(v: ptr<function, array<f32, 32>>, pw: vec2<f32>, x: ptr<function, array<vec4<f32>, 8>>, xp: vec2<f32>) -> f32 {
+    return pw.x * xp.x * dot32(v, x) + pw.y * xp.y;
+}
+
+fn bias_of(row: u32) -> f32 {
+    if ((P.flags & 1u) != 0u) { return B[P.out_col + row]; }
+    return 0.0;
 }
 
 fn store(t: u32, row: u32, acc: f32, bias: f32) {
@@ -68,25 +85,23 @@ fn store(t: u32, row: u32, acc: f32, bias: f32) {
 @compute @workgroup_size(64, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {
-    let row = gid.x + gid.y * nwg.x * 64u;
-    if (row >= P.n) { return; }
+    let r0 = (gid.x + gid.y * nwg.x * 64u) * ROWS;
+    if (r0 >= P.n) { return; }
     let k4 = P.k / 4u;
-    // From workgroup_id, not global_invocation_id: the compiler can then see that every X
-    // address below is the same for all invocations (a broadcast load, not a gather).
     let t0 = wid.z * TILE_T;
     let tl = P.t - 1u;
-    let base = row * P.row_words;
     let chunks = P.k / 32u;
-    // The per-token accumulators are separate scalars, written out by the host for each tile
-    // size: an array indexed in a loop lands in memory on CPU drivers and costs 10x.
+    // Rows past the end re-read the last row; their sums are never written.
+{{ row_decl }}
+    // The accumulators a<row>_<token> are separate scalars, written out by the host for each
+    // tile: an array indexed in a loop lands in memory on CPU drivers and costs 10x.
 {{ tile_decl }}
     var v: array<f32, 32>;
+{{ x_decl }}
     for (var c = 0u; c < chunks; c++) {
-{{ chunk_decode }}
         // Tokens past the end re-read the last row; their sums are never written.
+{{ x_load }}
 {{ tile_body }}
     }
-    var bias = 0.0;
-    if ((P.flags & 1u) != 0u) { bias = B[P.out_col + row]; }
 {{ tile_store }}
 }

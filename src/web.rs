@@ -279,6 +279,15 @@ impl WasmEngine {
         future_to_promise(async move { image::load_blob(state, blob, name, quant, config_url).await.map_err(js_error) })
     }
 
+    /// Load a model folder given as an object of Blobs by relative path (`{"unet/config.json":
+    /// File, …}`): a diffusers folder, or one top-level checkpoint beside its tokenizer/configs.
+    /// `quant` as for `loadImageModel`.
+    #[wasm_bindgen(js_name = loadImageFiles)]
+    pub fn load_image_files(&self, files: js_sys::Object, quant: String) -> Promise {
+        let state = self.state.clone();
+        future_to_promise(async move { image::load_files(state, files, quant).await.map_err(js_error) })
+    }
+
     /// Generate pictures for a JSON request (`init`/`mask`: PNG bytes for img2img/inpainting);
     /// `on_step(step, steps)` returns `false` to stop. Resolves with `{summary, pngs}`.
     #[wasm_bindgen(js_name = generateImage)]

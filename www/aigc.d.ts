@@ -63,6 +63,8 @@ export interface CacheInfo {
   repairedFrom?: number | null;
   /** Set when the quota was full: the entry was deleted and the model loaded from the network. */
   error?: { name: 'StorageQuotaError'; message: string };
+  /** An image model folder by URL: how many of its files are stored (one entry each), and its URL. */
+  files?: number; base?: string;
 }
 
 export interface AdapterInfo {
@@ -198,11 +200,15 @@ export class Engine {
     /**
      * A diffusers folder's base URL, or a single-file checkpoint (`.safetensors`, or a
      * stable-diffusion.cpp `.gguf`) whose tokenizer/configs come from the folder `config`
-     * (default: the file's directory). A folder is read with HTTP range requests; a single-file
-     * URL goes through the model cache first (unless `cache: false`). Or such a file as a
-     * File/Blob (drag-and-drop), read by slices; `config` is then required.
+     * (default: the file's directory). Both go through the model cache first (unless
+     * `cache: false`, which reads them with HTTP range requests): a folder's files are stored
+     * one entry each, named `folder/rel`. Or such a file as a File/Blob (drag-and-drop), read by
+     * slices; `config` is then required. Or a folder from disk: the FileList of an
+     * `<input webkitdirectory>`, File[] with `relativePath`/`webkitRelativePath`, or
+     * `{[path: string]: Blob}` — a diffusers folder, or one top-level checkpoint beside its
+     * tokenizer (and configs).
      */
-    load(src: string | URL | Blob, options?: { quant?: 'f32' | 'q8_0' | 'q4_0'; config?: string | URL; cache?: boolean; onProgress?: (p: Progress) => void }): Promise<ImageModelInfo>;
+    load(src: string | URL | Blob | FileList | File[] | Record<string, Blob>, options?: { quant?: 'f32' | 'q8_0' | 'q4_0'; config?: string | URL; cache?: boolean; onProgress?: (p: Progress) => void }): Promise<ImageModelInfo>;
     generate(o: ImageOptions): Promise<ImagesResponse>;
   };
 }

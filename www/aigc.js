@@ -46,6 +46,73 @@ class ChunkQueue {
 
 let nextId = 1;
 
+// What aigc reads from a diffusers folder: a URL folder is cached file by file from this list
+// (absent ones are skipped; the engine names any it needed).
+const FOLDER_FILES = [
+  'tokenizer/vocab.json', 'tokenizer/merges.txt', 'tokenizer/tokenizer_config.json', 'tokenizer/special_tokens_map.json',
+  'scheduler/scheduler_config.json', 'text_encoder/config.json', 'text_encoder/model.safetensors',
+  'unet/config.json', 'unet/diffusion_pytorch_model.safetensors', 'vae/config.json', 'vae/diffusion_pytorch_model.safetensors',
+  'taesd/config.json', 'taesd/diffusion_pytorch_model.safetensors',
+];
+
+/**
+ * A folder given as files, as {relative path: Blob}, or null when `src` is not one. Takes a
+ * FileList or File[] (from <input webkitdirectory>, whose paths start with the folder's own
+ * name, which is dropped; or Files carrying `relativePath`), or an object of Blobs by path.
+ */
+function folderFiles(src) {
+  if (typeof Blob === 'undefined' || src == null || typeof src !== 'object' || src instanceof Blob) return null;
+  const list = Array.isArray(src) || (typeof FileList !== 'undefined' && src instanceof FileList) ? [...src] : null;
+  if (!list) {
+    const entries = Object.entries(src);
+    if (!entries.length || !entries.every(([, b]) => b instanceof Blob)) return null;
+    return Object.fromEntries(entries);
+  }
+  if (!list.length || !list.every((f) => f instanceof Blob)) return null;
+  let paths = list.map((f) => (f.relativePath || f.webkitRelativePath || f.name || '').replace(/^\/+/, ''));
+  const top = paths[0].split('/')[0];
+  if (paths.every((p) => p.startsWith(`${top}/`))) paths = paths.map((p) => p.slice(top.length + 1));
+  return Object.fromEntries(paths.map((p, i) => [p, list[i]]));
+}
+
+/**
+ * Store every file of the diffusers folder at `url` in the model cache (each its own entry,
+ * named `folder/rel`), or take them from there. Resolves with {files, info, releases, names}, or
+ * null without storage. A file the server does not have (404) is left out.
+ */
+async function cacheFolder(url, { onProgress }) {
+  const base = url.endsWith('/') ? url : `${url}/`;
+  const folder = decodeURIComponent(new URL(base).pathname.split('/').filter(Boolean).pop() || new URL(base).hostname);
+  const files = {};
+  const names = {};
+  const releases = [];
+  const info = { stored: true, name: `${folder}/`, url: null, base, size: 0, downloaded: 0, files: 0 };
+  try {
+    for (const rel of FOLDER_FILES) {
+      const progress = onProgress && ((p) => onProgress({ ...p, file: rel }));
+      let got;
+      try {
+        got = await modelCache.fromUrl(base + rel, { onProgress: progress, name: `${folder}/${rel}` });
+      } catch (e) {
+        if (e?.name === 'IoError' && / HTTP 404$/.test(e.message)) continue;
+        throw e;
+      }
+      if (!got) break; // no persistent storage here: read the folder by range instead
+      releases.push(got.release);
+      files[rel] = got.file;
+      names[rel] = got.info.name;
+      info.size += got.info.size;
+      info.downloaded += got.info.downloaded;
+      info.files += 1;
+    }
+  } catch (e) {
+    for (const release of releases) release();
+    throw e;
+  }
+  if (!info.files) return null;
+  return { files, info, releases, names };
+}
+
 export class Engine {
   constructor(port) {
     this.port = port;
@@ -217,34 +284,46 @@ export class Engine {
     const abs = (u) => new URL(u, globalThis.location?.href).href;
     const msg = { type: 'loadImage', quant: quant || '', config: config ? abs(config) : undefined };
     let stored = { stored: false };
-    let release = () => {};
-    if (typeof Blob !== 'undefined' && src instanceof Blob) {
+    let releases = [];
+    let cached = {}; // rel → cache entry name, for a URL folder taken from the cache
+    const files = folderFiles(src);
+    if (files) {
+      msg.files = files;
+    } else if (typeof Blob !== 'undefined' && src instanceof Blob) {
       if (!config) throw new InvalidOptionError('a single-file checkpoint carries no tokenizer: give `config`, the URL of a folder with one');
       Object.assign(msg, { blob: src, name: src.name || 'checkpoint' });
-    } else {
-      const url = abs(src);
+    } else if (typeof src === 'string' || src instanceof URL) {
+      const url = abs(String(src));
+      const quota = (e) => {
+        if (!(e instanceof StorageQuotaError)) throw e;
+        stored = { stored: false, error: { name: e.name, message: e.message } };
+        onProgress?.({ phase: 'download', done: 0, total: 0, error: stored.error });
+      };
       if (cache !== false && /\.(safetensors|gguf)$/i.test(new URL(url).pathname)) {
-        const got = await modelCache.fromUrl(url, { onProgress }).catch((e) => {
-          if (!(e instanceof StorageQuotaError)) throw e;
-          stored = { stored: false, error: { name: e.name, message: e.message } };
-          onProgress?.({ phase: 'download', done: 0, total: 0, error: stored.error });
-        });
-        if (got) ({ file: msg.blob, info: stored, release } = got);
+        const got = await modelCache.fromUrl(url, { onProgress }).catch(quota);
+        if (got) ({ file: msg.blob, info: stored, release: releases[0] } = got);
         if (msg.blob) Object.assign(msg, { name: url, config: msg.config ?? new URL('.', url).href });
+      } else if (cache !== false) {
+        const got = await cacheFolder(url, { onProgress }).catch(quota);
+        if (got) ({ files: msg.files, info: stored, releases, names: cached } = got);
       }
-      if (!msg.blob) msg.url = url;
+      if (!msg.blob && !msg.files) msg.url = url;
+    } else {
+      throw new InvalidOptionError('images.load() takes a URL, a File/Blob, or a folder (FileList, File[] with paths, or {path: Blob})');
     }
     try {
       this.imageModel = await this._call(msg, { onProgress });
     } catch (e) {
       // A stored copy that is not a checkpoint (an HTML error page, say) must not stay cached.
-      if (e instanceof ModelFormatError && stored.stored && stored.url && e.message.includes(stored.url)) {
-        await modelCache.remove(stored.name).catch(() => {});
-        e.message += ' (the downloaded copy was removed from the cache)';
+      if (e instanceof ModelFormatError && stored.stored) {
+        const bad = stored.url ? [[stored.url, stored.name]] : Object.entries(cached);
+        const hit = bad.filter(([key]) => e.message.includes(key));
+        for (const [, name] of hit) await modelCache.remove(name).catch(() => {});
+        if (hit.length) e.message += ' (the downloaded copy was removed from the cache)';
       }
       throw e;
     } finally {
-      release();
+      for (const release of releases) release?.();
     }
     this.imageModel.cache = stored;
     return this.imageModel;

@@ -251,7 +251,7 @@ async function download(store, id, m, url, opts, stats) {
     } catch {
       // a stray '%' in the URL: keep the name as it is written
     }
-    name ||= hostname;
+    name = opts.name || name || hostname;
     m = await newManifest(store, id, { name, url, source: 'url', ...p });
   }
   const start = bytesDone(m);
@@ -344,7 +344,8 @@ async function prepare(store, id, url, opts) {
 }
 
 /**
- * Make sure the model at `url` is stored whole (download it, or resume, or repair) and checked.
+ * Make sure the model at `url` is stored whole (download it, or resume, or repair) and checked;
+ * a new entry is named `opts.name`, or by the URL's last path segment.
  * Resolves with { file, info, release } — call release() once the engine has read the file — or
  * null when this context has no persistent storage. Rejects with StorageQuotaError (the partial
  * entry is then deleted), AbortError or IoError (a partial entry stays and resumes next time),

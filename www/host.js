@@ -3,7 +3,7 @@
 //
 // Requests:  {id, type: 'create', maxStorageBinding} | {id, type: 'load', url | blob | bytes, ctx, numerics}
 //            {id, type: 'generate', request} | {type: 'abort', target} | {id, type: 'unload'}
-//            {id, type: 'loadImage', url | blob, name?, quant, config?} | {id, type: 'image', request, init?, mask?}
+//            {id, type: 'loadImage', url | blob | files, name?, quant, config?} | {id, type: 'image', request, init?, mask?}
 //            {id, type: 'simulateDeviceLoss'} (testing)
 // Replies:   {id, type: 'progress', phase, done, total} | {id, type: 'chunk', text}
 //            {id, type: 'done', result} | {id, type: 'error', error: {name, message}}
@@ -63,9 +63,11 @@ export function createHost(post) {
       case 'loadImage': {
         if (!engine) throw Object.assign(new Error('create the engine first'), { name: 'InvalidOptionError' });
         post({ id, type: 'progress', phase: 'upload', done: 0, total: 1 });
-        const info = JSON.parse(msg.blob
-          ? await engine.loadImageBlob(msg.blob, msg.name || 'checkpoint', msg.quant || '', msg.config || '')
-          : await engine.loadImageModel(msg.url, msg.quant || '', msg.config));
+        const info = JSON.parse(msg.files
+          ? await engine.loadImageFiles(msg.files, msg.quant || '')
+          : msg.blob
+            ? await engine.loadImageBlob(msg.blob, msg.name || 'checkpoint', msg.quant || '', msg.config || '')
+            : await engine.loadImageModel(msg.url, msg.quant || '', msg.config));
         post({ id, type: 'progress', phase: 'upload', done: 1, total: 1 });
         return info;
       }

@@ -1,6 +1,6 @@
 /*
   The page's Image tab: load a Stable Diffusion diffusers folder or single-file checkpoint by URL,
-  or a single file chosen / dropped from disk, generate one or several
+  or a file or folder chosen / dropped from disk, generate one or several
   candidates (a grid) with a per-step progress bar, stop, download as PNG, and click a picture to
   refine it with img2img. Uses the same Engine (worker, error classes) as the Text tab, through
   window.aigcApp (app.js). For tests: document.body.dataset.imageState ∈
@@ -10,7 +10,7 @@ const $ = (id) => document.getElementById(id);
 const ui = {
   tabText: $('tab-text'), tabImage: $('tab-image'), textPanel: $('text-panel'), imagePanel: $('image-panel'),
   url: $('image-model-url'), quant: $('image-quant'), loadBtn: $('image-load-btn'),
-  file: $('image-model-file'), drop: $('image-drop'), config: $('image-config-url'),
+  file: $('image-model-file'), folder: $('image-model-folder'), drop: $('image-drop'), config: $('image-config-url'),
   prompt: $('image-prompt'), negative: $('image-negative'), steps: $('image-steps'), cfg: $('image-cfg'),
   seed: $('image-seed'), count: $('image-count'), size: $('image-size'), scheduler: $('image-scheduler'),
   strength: $('image-strength'), initLabel: $('image-init-label'), initClear: $('image-init-clear'),
@@ -22,6 +22,7 @@ let loaded = false;
 let running = null; // AbortController of the generation in flight
 let init = null;    // { blob, seed } of the picture being refined (img2img), or null
 let previews = false; // the loaded folder has taesd/: show a TAESD picture at every step
+let picked = null;    // what was last chosen or dropped from disk: a File, or a folder {path: File}
 const app = window.aigcApp;
 
 function setState(s) {
@@ -52,8 +53,9 @@ async function load() {
     setState('loading');
     ui.progressLabel.textContent = 'Loading the image model…';
     ui.progress.removeAttribute('value');
-    // A chosen file takes precedence over the URL; its tokenizer/configs come from the config URL.
-    const src = ui.file.files[0] || ui.url.value.trim();
+    // A chosen file or folder takes precedence over the URL; a single file's tokenizer/configs
+    // come from the config URL.
+    const src = picked || ui.url.value.trim();
     const config = ui.config.value.trim() || undefined;
     const info = await engine.images.load(src, { quant: ui.quant.value, config });
     loaded = true;
@@ -69,13 +71,41 @@ async function load() {
   }
 }
 ui.loadBtn.addEventListener('click', load);
-ui.drop.addEventListener('dragover', (ev) => ev.preventDefault());
-ui.drop.addEventListener('drop', (ev) => {
-  ev.preventDefault();
-  if (ev.dataTransfer.files.length) {
-    ui.file.files = ev.dataTransfer.files;
-    load();
+ui.file.addEventListener('change', () => { picked = ui.file.files[0] || null; });
+ui.url.addEventListener('input', () => { picked = null; ui.file.value = ''; ui.folder.value = ''; });
+ui.folder.addEventListener('change', () => { picked = ui.folder.files.length ? ui.folder.files : null; });
+
+// Every file under a dropped directory, as [path relative to it, File].
+async function walkDir(dir, prefix = '') {
+  const reader = dir.createReader();
+  const out = [];
+  for (;;) { // readEntries hands the entries out in batches until an empty one
+    const batch = await new Promise((ok, no) => reader.readEntries(ok, no));
+    if (!batch.length) return out;
+    for (const e of batch) {
+      if (e.isDirectory) out.push(...await walkDir(e, `${prefix}${e.name}/`));
+      else out.push([`${prefix}${e.name}`, await new Promise((ok, no) => e.file(ok, no))]);
+    }
   }
+}
+ui.drop.addEventListener('dragover', (ev) => ev.preventDefault());
+ui.drop.addEventListener('drop', async (ev) => {
+  ev.preventDefault();
+  const entry = [...ev.dataTransfer.items].map((i) => i.webkitGetAsEntry?.()).find(Boolean);
+  try {
+    if (entry?.isDirectory) {
+      picked = Object.fromEntries(await walkDir(entry));
+    } else if (ev.dataTransfer.files.length) {
+      ui.file.files = ev.dataTransfer.files;
+      picked = ui.file.files[0];
+    } else {
+      return;
+    }
+  } catch (e) {
+    fail(e);
+    return;
+  }
+  load();
 });
 
 function setInit(next) {

@@ -2,7 +2,8 @@
 // `/models/*` is served from the repository's models/ folder, `/fixtures/*` from target/fixtures/
 // (the random-weight test models that ./build.sh fixtures writes). Loopback only.
 //   node www/serve.mjs [port]
-// With AIGC_SERVE_TEST=1 (tests/browser/cache.mjs only) it also records every /models/ request,
+// With AIGC_SERVE_TEST=1 (tests/browser/cache.mjs only) it also records every /models/ and
+// /fixtures/ request,
 // read back by GET /__test/log (?clear=1 empties it), and GET /__test/cut?after=N makes the
 // next /models/ body longer than N bytes break off after N bytes (a dropped connection).
 import { createServer } from 'node:http';
@@ -44,7 +45,7 @@ function testHook(req, res) {
     res.end();
     return true;
   }
-  if (url.pathname.startsWith('/models/')) log.push({ method: req.method, path: url.pathname, range: req.headers.range ?? null });
+  if (url.pathname.startsWith('/models/') || url.pathname.startsWith('/fixtures/')) log.push({ method: req.method, path: url.pathname, range: req.headers.range ?? null });
   return false;
 }
 

@@ -268,7 +268,7 @@ pub fn conv2d_into(
         first = false;
         launch(
             gpu,
-            ShaderKernel { name: "conv2d", source: SRC, qtype: None, tile_t: (s.k * 16 + s.stride) as u32, variant: wq },
+            ShaderKernel { name: "conv2d", source: SRC, qtype: None, tile_t: (s.k * 16 + s.stride) as u32, variant: wq, rows: 0 },
             (gx, gy, z),
             vec![
                 x.handle.clone().binding(),

@@ -22,10 +22,15 @@ use crate::quant::GgmlType;
 const MATMUL: &str = include_str!("../../shaders/matmul_q.wgsl");
 const GET_ROWS: &str = include_str!("../../shaders/get_rows.wgsl");
 
-/// Rows per workgroup of `matmul_q.wgsl`.
-const ROWS_PER_GROUP: u32 = 64;
+/// Invocations per workgroup of `matmul_q.wgsl`.
+const GROUP: u32 = 64;
 /// Tokens per tile for prefill (decode uses 1).
 const TILE_T: u32 = 8;
+/// Weight rows per invocation: decode, prefill. Each activation load serves this many rows (see
+/// the shader); more rows also mean fewer workgroups, which a 2-thread CPU driver must still
+/// get several of to keep both threads busy on SmolLM2's 576-row layers.
+const ROWS_DECODE: u32 = 4;
+const ROWS_PREFILL: u32 = 4;
 
 /// Bytes of one block on the GPU after [`repack`].
 pub fn gpu_block_bytes(ty: GgmlType) -> usize {
@@ -240,7 +245,8 @@ pub fn linear_into(gpu: &Gpu, x: &CubeTensor, lin: &Linear, t: usize, y: &CubeTe
                 }
             },
         };
-        let groups = (w.rows as u32).div_ceil(ROWS_PER_GROUP);
+        let (tile, rows) = if t == 1 { (1, ROWS_DECODE) } else { (TILE_T, ROWS_PREFILL) };
+        let groups = (w.rows as u32).div_ceil(GROUP * rows);
         let (gx, gy) = grid(groups);
         let flags = u32::from(lin.bias.is_some()) | (u32::from(accumulate) << 1);
         let p = MatmulParams {
@@ -253,11 +259,10 @@ pub fn linear_into(gpu: &Gpu, x: &CubeTensor, lin: &Linear, t: usize, y: &CubeTe
             flags,
             _pad: 0,
         };
-        let tile = if t == 1 { 1 } else { TILE_T };
         let variant = if act.is_some_and(ActMode::is_integer) { "q8" } else { "" };
         launch(
             gpu,
-            ShaderKernel { name: "matmul_q", source: MATMUL, qtype: Some(w.ty), tile_t: tile, variant },
+            ShaderKernel { name: "matmul_q", source: MATMUL, qtype: Some(w.ty), tile_t: tile, variant, rows },
             (gx, gy, (t as u32).div_ceil(tile)),
             vec![
                 w.handle.clone().binding(),
@@ -299,7 +304,7 @@ pub fn get_rows(gpu: &Gpu, emb: &Linear, ids: &Handle, t: usize) -> CubeTensor {
         let (gx, gy) = grid(items.div_ceil(64));
         launch(
             gpu,
-            ShaderKernel { name: "get_rows", source: GET_ROWS, qtype: Some(w.ty), tile_t: 0, variant: "" },
+            ShaderKernel { name: "get_rows", source: GET_ROWS, qtype: Some(w.ty), tile_t: 0, variant: "", rows: 0 },
             (gx, gy, 1),
             vec![w.handle.clone().binding(), ids.clone().binding(), y.handle.clone().binding(), params(gpu, &p).binding()],
         );

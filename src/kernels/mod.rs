@@ -41,11 +41,13 @@ pub struct ShaderKernel {
     /// A variant of the shader (`{{ mode }}`): the matmul's "q8" mode, `quantize_act`'s
     /// target; "" where unused.
     pub variant: &'static str,
+    /// Weight rows per invocation of the matmul (`{{ rows }}`); 0 where unused.
+    pub rows: u32,
 }
 
 impl ShaderKernel {
     pub fn plain(name: &'static str, source: &'static str) -> Self {
-        ShaderKernel { name, source, qtype: None, tile_t: 0, variant: "" }
+        ShaderKernel { name, source, qtype: None, tile_t: 0, variant: "", rows: 0 }
     }
 }
 
@@ -68,20 +70,14 @@ pub fn wgsl_quant_name(ty: GgmlType) -> &'static str {
 
 impl KernelSource for ShaderKernel {
     fn source(&self) -> SourceTemplate {
-        // The matmul's per-chunk code: f32 activations times dequantized weights, or (q8)
-        // integer activations times integer weights with ggml's per-block scaling.
-        let (decode, body): (&str, fn(u32) -> String) = if self.variant == "q8" {
-            ("        let pw = iquant32(base, c, &v);", |i| format!("        a{i} += dot_q8(&v, pw, min(t0 + {i}u, tl), c);"))
-        } else {
-            ("        dequant32(base, c, &v);", |i| format!("        a{i} += dot32(&v, min(t0 + {i}u, tl) * k4 + c * 8u);"))
-        };
         let template = SourceTemplate::new(self.source)
             .register("tile_t", self.tile_t.to_string())
-            .register("mode", self.variant)
-            .register("chunk_decode", decode)
-            .register("tile_decl", tile_code(self.tile_t, |i| format!("    var a{i} = 0.0;")))
-            .register("tile_body", tile_code(self.tile_t, body))
-            .register("tile_store", tile_code(self.tile_t, |i| format!("    store(t0 + {i}u, row, a{i}, bias);")));
+            .register("rows", self.rows.to_string())
+            .register("mode", self.variant);
+        let template = match self.name {
+            "matmul_q" => matmul_code(self.tile_t, self.rows, self.variant == "q8").into_iter().fold(template, |t, (k, v)| t.register(k, v)),
+            _ => template,
+        };
         let template = match self.name {
             "conv2d" => conv::shader_code(self.tile_t, self.variant).into_iter().fold(template, |t, (k, v)| t.register(k, v)),
             _ => template,
@@ -95,7 +91,7 @@ impl KernelSource for ShaderKernel {
     }
 
     fn id(&self) -> KernelId {
-        KernelId::new::<Self>().info((self.name, self.qtype.map(|t| t.id()), self.tile_t, self.variant))
+        KernelId::new::<Self>().info((self.name, self.qtype.map(|t| t.id()), self.tile_t, self.variant, self.rows))
     }
 
     fn lang(&self) -> &'static str {
@@ -103,9 +99,54 @@ impl KernelSource for ShaderKernel {
     }
 }
 
-/// One line per token of a matmul tile (the shader's unrolled per-token code).
-fn tile_code(tile: u32, line: impl Fn(u32) -> String) -> String {
-    (0..tile).map(line).collect::<Vec<_>>().join("\n")
+/// `matmul_q.wgsl`'s unrolled code for `rows` weight rows × `tile` tokens: f32 activations times
+/// dequantized weights, or (q8) integer activations times integer weights with ggml's per-block
+/// scaling.
+fn matmul_code(tile: u32, rows: u32, q8: bool) -> Vec<(&'static str, String)> {
+    let each = |f: &dyn Fn(u32, u32) -> String| {
+        (0..rows).flat_map(|r| (0..tile).map(move |i| (r, i))).map(|(r, i)| f(r, i)).collect::<Vec<_>>().join("\n")
+    };
+    let per_row = |f: &dyn Fn(u32) -> String| (0..rows).map(f).collect::<Vec<_>>().join("\n");
+    let per_tok = |f: &dyn Fn(u32) -> String| (0..tile).map(f).collect::<Vec<_>>().join("\n");
+    let body = per_row(&|r| {
+        let dots = (0..tile)
+            .map(|i| match q8 {
+                true => format!("        a{r}_{i} += dot_q8(&v, pw{r}, &x{i}, q{i});"),
+                false => format!("        a{r}_{i} += dot32(&v, &x{i});"),
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        match q8 {
+            true => format!("        let pw{r} = iquant32(w{r}, c, &v);\n{dots}"),
+            false => format!("        dequant32(w{r}, c, &v);\n{dots}"),
+        }
+    });
+    vec![
+        ("row_decl", per_row(&|r| format!("    let w{r} = min(r0 + {r}u, P.n - 1u) * P.row_words;"))),
+        ("tile_decl", each(&|r, i| format!("    var a{r}_{i} = 0.0;"))),
+        (
+            "x_decl",
+            per_tok(&|i| match q8 {
+                true => format!("    var x{i}: array<vec4<f32>, 8>;\n    var q{i} = vec2<f32>(0.0);"),
+                false => format!("    var x{i}: array<vec4<f32>, 8>;"),
+            }),
+        ),
+        (
+            "x_load",
+            per_tok(&|i| match q8 {
+                true => format!("        load_x(&x{i}, min(t0 + {i}u, tl) * k4 + c * 8u);\n        q{i} = xparams(min(t0 + {i}u, tl), c);"),
+                false => format!("        load_x(&x{i}, min(t0 + {i}u, tl) * k4 + c * 8u);"),
+            }),
+        ),
+        ("tile_body", body),
+        (
+            "tile_store",
+            per_row(&|r| {
+                let stores = per_tok(&|i| format!("        store(t0 + {i}u, r0 + {r}u, a{r}_{i}, b);"));
+                format!("    if (r0 + {r}u < P.n) {{\n        let b = bias_of(r0 + {r}u);\n{stores}\n    }}")
+            }),
+        ),
+    ]
 }
 
 /// Split a workgroup count over x and y so neither exceeds 65535.

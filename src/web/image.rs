@@ -1,6 +1,7 @@
 //! The browser binding for image generation: a diffusers folder or a single-file checkpoint
 //! (original names; safetensors or GGUF) read over HTTP (each file's
-//! header by range, each tensor by range, like the GGUF path), the JSON request the worker sends,
+//! header by range, each tensor by range, like the GGUF path) or from Blobs (a dropped file or
+//! folder, or files the page took from its model cache), the JSON request the worker sends,
 //! per-step progress to a JS callback, and PNGs back as `Uint8Array`s. The pipeline it drives is
 //! the same `SdPipeline` the CLI runs.
 
@@ -45,6 +46,61 @@ impl ModelFolder for UrlFolder {
             Error::Io(m) if m.contains("HTTP 404") => Error::WeightsFormat(format!("the model folder has no {rel}")),
             e => e,
         })
+    }
+}
+
+/// A folder of Blobs by relative path (`unet/config.json` → its File): a folder dropped on the
+/// page or chosen with a directory picker, or a URL folder whose files the page took from its
+/// model cache. It may instead hold one single-file checkpoint at its top level beside a
+/// tokenizer (and configs): see `load_files`.
+pub(super) struct BlobFolder {
+    files: Vec<(String, web_sys::Blob)>,
+}
+
+impl BlobFolder {
+    fn from_object(files: &Object) -> Result<BlobFolder> {
+        let mut out = Vec::new();
+        for entry in Object::entries(files).iter() {
+            let pair = Array::from(&entry);
+            let rel = pair.get(0).as_string().unwrap_or_default();
+            let blob = pair
+                .get(1)
+                .dyn_into::<web_sys::Blob>()
+                .map_err(|_| Error::InvalidOption(format!("folder file {rel:?} is not a Blob or File")))?;
+            out.push((rel.trim_start_matches("./").to_string(), blob));
+        }
+        if out.is_empty() {
+            return Err(Error::InvalidOption("the model folder is empty".into()));
+        }
+        Ok(BlobFolder { files: out })
+    }
+
+    fn get(&self, rel: &str) -> Option<&web_sys::Blob> {
+        self.files.iter().find(|(r, _)| r == rel).map(|(_, b)| b)
+    }
+
+    /// The one checkpoint file at the folder's top level, when the folder is not diffusers-shaped.
+    fn single_checkpoint(&self) -> Option<(&str, &web_sys::Blob)> {
+        let mut it = self.files.iter().filter(|(r, _)| {
+            let l = r.to_ascii_lowercase();
+            !r.contains('/') && (l.ends_with(".safetensors") || l.ends_with(".gguf"))
+        });
+        let first = it.next()?;
+        it.next().is_none().then_some((first.0.as_str(), &first.1))
+    }
+}
+
+impl ModelFolder for BlobFolder {
+    type Source = super::BlobSource;
+    async fn text(&self, rel: &str) -> Result<Option<String>> {
+        let Some(blob) = self.get(rel) else { return Ok(None) };
+        let text = JsFuture::from(blob.text()).await.map_err(|e| Error::Io(format!("{rel}: {}", js_msg(e))))?;
+        Ok(Some(text.as_string().unwrap_or_default()))
+    }
+    async fn open(&self, rel: &str) -> Result<super::BlobSource> {
+        self.get(rel)
+            .map(|b| super::BlobSource(b.clone()))
+            .ok_or_else(|| Error::WeightsFormat(format!("the model folder has no {rel}")))
     }
 }
 
@@ -143,6 +199,24 @@ pub(super) async fn load(state: Rc<RefCell<State>>, url: String, quant: String, 
             SdPipeline::load_single(src, &file, &aux, gpu, quant).await?
         }
         None => SdPipeline::load(&folder(url), gpu, quant.unwrap_or_default()).await?,
+    };
+    Ok(summary(state, pipe))
+}
+
+/// Load a folder given as Blobs (see `BlobFolder`): a diffusers folder when it has
+/// `unet/config.json`, else its one top-level checkpoint with the rest as its tokenizer/configs.
+pub(super) async fn load_files(state: Rc<RefCell<State>>, files: Object, quant: String) -> Result<JsValue> {
+    let quant = parse_quant(&quant)?;
+    let folder = BlobFolder::from_object(&files)?;
+    let gpu = fresh_gpu(&state).await?;
+    let pipe = if folder.get("unet/config.json").is_some() || folder.get("unet/diffusion_pytorch_model.safetensors").is_some() {
+        SdPipeline::load(&folder, gpu, quant.unwrap_or_default()).await?
+    } else if let Some((name, blob)) = folder.single_checkpoint() {
+        SdPipeline::load_single(super::BlobSource(blob.clone()), name, &folder, gpu, quant).await?
+    } else {
+        return Err(Error::WeightsFormat(
+            "the folder is neither a diffusers folder (unet/, vae/, text_encoder/, tokenizer/) nor one .safetensors/.gguf checkpoint with a tokenizer".into(),
+        ));
     };
     Ok(summary(state, pipe))
 }

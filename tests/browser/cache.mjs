@@ -20,7 +20,9 @@
 //    the load info, the progress events and the page's notice;
 // g. the Cache API backend (browsers without OPFS) stores, serves without network, and deletes;
 // h. a File loaded with cache: true is stored (phase 'store') and reads back by name; a download
-//    the engine rejects as not GGUF (ModelFormatError) is removed from the cache.
+//    the engine rejects as not GGUF (ModelFormatError) is removed from the cache;
+// i. image models: a diffusers folder URL is stored file by file and a single-file checkpoint URL
+//    whole; a new page loads both without fetching any weights.
 // Ends with the plain line 'N passed, N failed'; exits 1 on failure.
 import { chromium } from 'playwright-core';
 import { createHash } from 'node:crypto';
@@ -39,7 +41,7 @@ const URL_ = `${BASE}models/${NAME}`;
 const SIZE = statSync(MODEL).size;
 const SHA = createHash('sha256').update(readFileSync(MODEL)).digest('hex');
 const PROMPT = 'The old lighthouse keeper climbed the narrow stairs every evening, and';
-const N = 4;
+const N = 2; // greedy tokens per load: enough to show the stored copy works (SwiftShader: seconds each)
 
 const server = await serve(PORT, { AIGC_SERVE_TEST: '1' });
 /** The /models/ requests since the last call: [{method, path, range}]. */
@@ -348,6 +350,37 @@ try {
     assertEq(r.bad?.name, 'ModelFormatError', 'loading style.css');
     assert(r.bad.message.includes('removed from the cache'), `message: ${r.bad.message}`);
     assertEq(r.left, [], 'entries left');
+  });
+  await check('i. image models by URL: a diffusers folder is cached file by file and a single-file checkpoint whole; new pages load both with no request', async () => {
+    const folder = `${BASE}fixtures/sd-tiny-v1/`;
+    const single = `${BASE}fixtures/sd-tiny-v1-single/sd-tiny-v1.safetensors`;
+    const loadImages = (url) => page.evaluate(async (url) => {
+      const info = await window.aigcApp.engine.images.load(url);
+      const { Engine } = await import('/aigc.js');
+      return { cache: info.cache, previews: info.previews, entries: (await Engine.cached()).map((e) => [e.name, e.complete]) };
+    }, url);
+    await serverLog();
+    const first = await loadImages(folder);
+    const fetched = (await serverLog()).map((r) => r.path);
+    assertEq([first.cache.stored, first.cache.name, first.previews], [true, 'sd-tiny-v1/', true], 'folder info.cache');
+    // Every file of the folder is an entry.
+    const names = first.entries.map(([n]) => n).filter((n) => n.startsWith('sd-tiny-v1/')).sort();
+    assert(names.includes('sd-tiny-v1/unet/diffusion_pytorch_model.safetensors') && names.includes('sd-tiny-v1/taesd/config.json'), `entries: ${names}`);
+    assertEq([first.cache.files, names.length], [13, 13], 'files stored, entries');
+    assert(fetched.some((p) => p.endsWith('/unet/diffusion_pytorch_model.safetensors')), 'the first load fetched the UNet');
+    const s1 = await loadImages(single);
+    assertEq([s1.cache.stored, s1.cache.name], [true, 'sd-tiny-v1.safetensors'], 'single-file info.cache');
+    await page.close();
+    page = await openPage();
+    const again = await loadImages(folder);
+    assertEq([again.cache.stored, again.cache.downloaded], [true, 0], 'folder from the cache');
+    const s2 = await loadImages(single);
+    assertEq([s2.cache.stored, s2.cache.downloaded], [true, 0], 'single file from the cache');
+    // The single file's tokenizer/configs still come from its folder by URL (small text files);
+    // nothing else may reach the server.
+    const rest = (await serverLog()).map((r) => r.path).filter((p) => !/sd-tiny-v1-single\/(tokenizer|text_encoder|unet|vae|scheduler|taesd)\/[^/]*\.(json|txt)$/.test(p));
+    assertEq(rest, [], 'requests for weights on the second page');
+    for (const [n] of again.entries) await page.evaluate(async (n) => (await import('/aigc.js')).Engine.deleteCached(n), n);
   });
 } finally {
   await context.close();

@@ -1,13 +1,14 @@
 // End-to-end tests of the real page in Debian's headless Chromium (WebGPU on SwiftShader),
 // driven by playwright-core with executablePath (no downloaded browser). Run by ./build.sh test:
 //   AIGC=path/to/aigc MODEL=models/….gguf node tests/browser/e2e.mjs
-// 1. the page loads the bundled model through its own UI and generates 32 greedy tokens:
+// 1. the page loads the bundled model through its own UI and generates 16 greedy tokens:
 //    the text must equal `aigc text --greedy` natively, token for token;
 // 2. a seeded sampled run gives the same tokens as the native CLI with the same seed;
 // 3. aborting mid-stream ends with finish_reason 'abort' and the next generation succeeds;
 // 4. the Image tab loads the random-weight SD 1.x folder and makes 2 candidates whose pixels
-//    equal `aigc image` natively (same seed, weights and options); a single-file GGUF of
-//    the same model chosen from disk loads and makes a picture;
+//    equal `aigc image` natively (same seed, weights and options; the folder's files go through
+//    the model cache); a single-file GGUF of the same model and an SD 2.x diffusers folder, both
+//    chosen from disk, make native's picture byte for byte;
 // 5. an in-page engine (worker: false) and one with a forced 4 MiB binding limit give the
 //    native greedy tokens; the latter loses its device (test hook), reports DeviceLostError,
 //    and gives the same tokens again after loading the model anew;
@@ -25,7 +26,7 @@ const MODEL = resolve(ROOT, process.env.MODEL || 'models/SmolLM2-135M-Instruct.Q
 const PORT = Number(process.env.PORT || 8765);
 const BASE = `http://127.0.0.1:${PORT}/`;
 const PROMPT = 'The old lighthouse keeper climbed the narrow stairs every evening, and';
-const N = 32;
+const N = 16; // greedy tokens through the page UI (SwiftShader here: seconds per token)
 
 function native(args) {
   const out = execFileSync(AIGC, ['text', '--model', MODEL, '--json', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
@@ -48,6 +49,43 @@ function comparePngs(page, x, y) {
     for (let i = 0; i < a.length; i++) { const d = a[i] - b[i]; se += d * d; diff += d !== 0; worst = Math.max(worst, Math.abs(d)); }
     return { same_png: x === y, diff, worst, psnr: se ? 10 * Math.log10(255 * 255 / (se / a.length)) : Infinity };
   }, [x, y]);
+}
+
+// `aigc image` on `model` with the Image-tab options `o`; its PNGs (one per candidate) in base64.
+function nativeImages(model, o, name) {
+  const flags = ['--prompt', o.prompt, '--negative', o.negative, '--size', o.size, '--steps', String(o.steps),
+    '--cfg', String(o.cfg), '--seed', String(o.seed), '--count', String(o.count), '--scheduler', o.scheduler,
+    ...(o.quant ? ['--quant', o.quant] : [])];
+  mkdirSync(join(ROOT, 'target/browser'), { recursive: true });
+  const out = join(ROOT, `target/browser/${name}.png`);
+  execFileSync(AIGC, ['image', '--model', model, ...flags, '--out', out], { stdio: 'ignore' });
+  const files = o.count > 1 ? [...Array(o.count).keys()].map((k) => out.replace('.png', `-${k}.png`)) : [out];
+  return files.map((f) => readFileSync(f).toString('base64'));
+}
+
+// Click the Image tab's Load (source and weights already chosen); its progress label once loaded.
+async function loadImageModel(page) {
+  await page.click('#image-load-btn');
+  await page.waitForFunction(() => ['loaded', 'error'].includes(document.body.dataset.imageState));
+  const label = await page.textContent('#image-progress-label');
+  if (await page.evaluate(() => document.body.dataset.imageState) === 'error') throw new Error(label);
+  return label;
+}
+
+// Fill the Image tab's fields from `o`, generate, and return the grid's PNGs in base64.
+async function generateOnPage(page, o) {
+  await page.fill('#image-prompt', o.prompt);
+  await page.fill('#image-negative', o.negative);
+  await page.selectOption('#image-size', o.size);
+  await page.fill('#image-steps', String(o.steps));
+  await page.fill('#image-cfg', String(o.cfg));
+  await page.fill('#image-seed', String(o.seed));
+  await page.fill('#image-count', String(o.count));
+  await page.selectOption('#image-scheduler', o.scheduler);
+  await page.click('#image-generate-btn');
+  await page.waitForFunction(() => ['done', 'error'].includes(document.body.dataset.imageState));
+  if (await page.evaluate(() => document.body.dataset.imageState) === 'error') throw new Error(await page.textContent('#image-progress-label'));
+  return page.evaluate(() => [...document.querySelectorAll('#image-grid img')].map((i) => i.dataset.b64));
 }
 
 const server = await serve(PORT);
@@ -83,13 +121,15 @@ try {
 
   await check('seeded sampled run equals native tokens (same seed)', async () => {
     const opts = { temperature: 0.9, top_k: 40, top_p: 0.95, min_p: 0.05, repetition_penalty: 1.1, seed: 1234 };
-    const want = native(['--prompt', PROMPT, '-n', '16', '--temperature', '0.9', '--top-k', '40', '--top-p', '0.95',
+    const want = native(['--prompt', PROMPT, '-n', '8', '--temperature', '0.9', '--top-k', '40', '--top-p', '0.95',
       '--min-p', '0.05', '--repeat-penalty', '1.1', '--seed', '1234']);
     const got = await page.evaluate(async ([prompt, o]) => {
-      const r = await window.aigcApp.engine.completions.create({ prompt, max_tokens: 16, ...o });
-      return r.aigc.tokens;
+      const r = await window.aigcApp.engine.completions.create({ prompt, max_tokens: 8, ...o });
+      return { tokens: r.aigc.tokens, usage: r.usage };
     }, [PROMPT, opts]);
-    assertEq(got, want.tokens, 'sampled tokens');
+    const { prefill_tokens_per_s: p, decode_tokens_per_s: d } = got.usage;
+    console.log(`     in the browser: prefill ${p.toFixed(2)} tokens/s, decode ${d.toFixed(2)} tokens/s`);
+    assertEq(got.tokens, want.tokens, 'sampled tokens');
   });
 
   await check('abort mid-stream, then the next generation succeeds', async () => {
@@ -166,76 +206,59 @@ try {
   });
 
   await check('Image tab: 2 candidates with the pixels of native aigc image (same seed)', async () => {
-    const opts = ['--prompt', 'a lighthouse at dusk', '--negative', 'blurry', '--size', '64x64', '--steps', '4',
-      '--cfg', '7.5', '--seed', '7', '--count', '2', '--scheduler', 'euler_a'];
-    mkdirSync(join(ROOT, 'target/browser'), { recursive: true });
-    const out = join(ROOT, 'target/browser/native.png');
-    execFileSync(AIGC, ['image', '--model', join(ROOT, 'target/fixtures/sd-tiny-v1'), ...opts, '--out', out], { stdio: 'ignore' });
-    const want = [0, 1].map((k) => readFileSync(out.replace('.png', `-${k}.png`)).toString('base64'));
+    const o = { prompt: 'a lighthouse at dusk', negative: 'blurry', size: '64x64', steps: 2, cfg: 7.5, seed: 7, count: 2, scheduler: 'euler_a' };
+    const want = nativeImages(join(ROOT, 'target/fixtures/sd-tiny-v1'), o, 'native');
     await page.click('#tab-image');
     await page.fill('#image-model-url', 'fixtures/sd-tiny-v1/');
-    await page.click('#image-load-btn');
-    await page.waitForFunction(() => ['loaded', 'error'].includes(document.body.dataset.imageState));
-    if (await page.evaluate(() => document.body.dataset.imageState) === 'error') throw new Error(await page.textContent('#image-progress-label'));
-    await page.fill('#image-prompt', 'a lighthouse at dusk');
-    await page.fill('#image-negative', 'blurry');
-    await page.selectOption('#image-size', '64x64');
-    await page.fill('#image-steps', '4');
-    await page.fill('#image-cfg', '7.5');
-    await page.fill('#image-seed', '7');
-    await page.fill('#image-count', '2');
-    await page.selectOption('#image-scheduler', 'euler_a');
-    await page.click('#image-generate-btn');
-    await page.waitForFunction(() => ['done', 'error'].includes(document.body.dataset.imageState));
-    if (await page.evaluate(() => document.body.dataset.imageState) === 'error') throw new Error(await page.textContent('#image-progress-label'));
+    await loadImageModel(page);
+    const imgs = await generateOnPage(page, o);
     await page.screenshot({ path: join(ROOT, 'target/browser/page-after-image.png'), fullPage: true });
     // Compare pixels (PSNR reported when they differ).
-    const imgs = await page.evaluate(() => [...document.querySelectorAll('#image-grid img')].map((i) => i.dataset.b64));
     const cmp = { count: imgs.length, res: [] };
     for (let k = 0; k < Math.min(imgs.length, want.length); k++) cmp.res.push(await comparePngs(page, imgs[k], want[k]));
     console.log(`     browser vs native: ${JSON.stringify(cmp)}`);
     if (cmp.count !== 2) throw new Error(`${cmp.count} pictures on the page`);
     // The fixture folder has taesd/: the page showed a TAESD preview at every step.
-    assertEq(await page.evaluate(() => document.body.dataset.previewSteps), '4', 'steps with previews shown');
+    assertEq(await page.evaluate(() => document.body.dataset.previewSteps), '2', 'steps with previews shown');
     for (const r of cmp.res) if (r.diff !== 0) throw new Error(`pixels differ from native: ${JSON.stringify(cmp.res)}`);
   });
 
   await check('Image tab: a single-file GGUF chosen from disk loads (f32) and makes the picture native aigc image makes', async () => {
     const gguf = join(ROOT, 'target/fixtures/sd-tiny-v1-single/sd-tiny-v1.q8_0.gguf');
-    const opts = ['--prompt', 'a lighthouse at dusk', '--negative', '', '--size', '64x64', '--steps', '2', '--cfg', '7.5',
-      '--seed', '3', '--count', '1', '--scheduler', 'euler', '--quant', 'f32'];
-    const out = join(ROOT, 'target/browser/native-gguf.png');
-    execFileSync(AIGC, ['image', '--model', gguf, ...opts, '--out', out], { stdio: 'ignore' });
-    const want = readFileSync(out).toString('base64');
+    const o = { prompt: 'a lighthouse at dusk', negative: '', size: '64x64', steps: 2, cfg: 7.5, seed: 3, count: 1, scheduler: 'euler', quant: 'f32' };
+    const want = nativeImages(gguf, o, 'native-gguf');
     await page.click('#tab-image');
-    await page.fill('#image-prompt', 'a lighthouse at dusk');
-    await page.selectOption('#image-size', '64x64');
-    await page.fill('#image-cfg', '7.5');
     await page.setInputFiles('#image-model-file', gguf);
     await page.fill('#image-config-url', 'fixtures/sd-tiny-v1-single/');
     await page.selectOption('#image-quant', 'f32');
-    await page.click('#image-load-btn');
-    await page.waitForFunction(() => ['loaded', 'error'].includes(document.body.dataset.imageState));
-    const label = await page.textContent('#image-progress-label');
-    if (await page.evaluate(() => document.body.dataset.imageState) === 'error') throw new Error(label);
+    const label = await loadImageModel(page);
     if (!label.includes('F32')) throw new Error(`f32 was asked for: ${label}`);
-    await page.fill('#image-negative', '');
-    await page.fill('#image-steps', '2');
-    await page.fill('#image-seed', '3');
-    await page.fill('#image-count', '1');
-    await page.selectOption('#image-scheduler', 'euler');
-    await page.click('#image-generate-btn');
-    await page.waitForFunction(() => ['done', 'error'].includes(document.body.dataset.imageState));
-    if (await page.evaluate(() => document.body.dataset.imageState) === 'error') throw new Error(await page.textContent('#image-progress-label'));
-    const got = await page.evaluate(() => [...document.querySelectorAll('#image-grid img')].map((i) => i.dataset.b64));
+    const got = await generateOnPage(page, o);
     assertEq(got.length, 1, 'pictures on the page');
     // Byte equality with native needs every transcendental to be ours (shaders/activation.wgsl):
     // WGSL's exp/tanh differ in the last bit between lavapipe and SwiftShader.
-    if (got[0] !== want) {
-      const cmp = await comparePngs(page, got[0], want);
-      throw new Error(`single-file GGUF picture differs from native: ${JSON.stringify(cmp)}`);
-    }
+    if (got[0] !== want[0]) throw new Error(`single-file GGUF picture differs from native: ${JSON.stringify(await comparePngs(page, got[0], want[0]))}`);
     await page.setInputFiles('#image-model-file', []);
+  });
+
+  await check('Image tab: an SD 2.x diffusers folder chosen from disk makes the picture native aigc image makes', async () => {
+    const dir = join(ROOT, 'target/fixtures/sd-tiny-v2');
+    const o = { prompt: 'a red barn', negative: '', size: '64x64', steps: 2, cfg: 5, seed: 11, count: 1, scheduler: 'dpmpp_2m', quant: 'q8_0' };
+    const want = nativeImages(dir, o, 'native-v2-folder');
+    await page.click('#tab-image');
+    await page.setInputFiles('#image-model-folder', dir);
+    await page.selectOption('#image-quant', 'q8_0');
+    const label = await loadImageModel(page);
+    if (!label.includes('Q8_0')) throw new Error(`q8_0 was asked for: ${label}`);
+    const got = await generateOnPage(page, o);
+    assertEq(got.length, 1, 'pictures on the page');
+    if (got[0] !== want[0]) throw new Error(`folder picture differs from native: ${JSON.stringify(await comparePngs(page, got[0], want[0]))}`);
+    // (setInputFiles cannot clear a webkitdirectory input.)
+    await page.evaluate(() => {
+      const input = document.querySelector('#image-model-folder');
+      input.value = '';
+      input.dispatchEvent(new Event('change'));
+    });
   });
 
   await check('a malformed file gives ModelFormatError on the page', async () => {
