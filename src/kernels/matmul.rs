@@ -26,11 +26,23 @@ const GET_ROWS: &str = include_str!("../../shaders/get_rows.wgsl");
 const GROUP: u32 = 64;
 /// Tokens per tile for prefill (decode uses 1).
 const TILE_T: u32 = 8;
-/// Weight rows per invocation: decode, prefill. Each activation load serves this many rows (see
-/// the shader); more rows also mean fewer workgroups, which a 2-thread CPU driver must still
-/// get several of to keep both threads busy on SmolLM2's 576-row layers.
-const ROWS_DECODE: u32 = 4;
+/// Weight rows per invocation: decode (at most; see [`decode_rows`]), prefill. Each activation
+/// load serves this many rows (see the shader). Measured on lavapipe (SmolLM2, 2 cores):
+/// decode 1.59 / 1.79 / 1.83 tokens/s with 4 / 8 / 16 rows, 128-token prefill 3.6 / 4.7 with
+/// 4 / 8 (README, Benchmarks). But every row is unrolled code: 8 rows × 8 tokens made the
+/// pipelines of the quant-type tests compile several times slower, so prefill keeps 4.
+const ROWS_DECODE: u32 = 8;
 const ROWS_PREFILL: u32 = 4;
+
+/// Rows per invocation for a decode GEMV over `n` rows: ROWS_DECODE, halved (to 4 at least)
+/// until there are 2 workgroups to share between the driver's threads.
+fn decode_rows(n: u32) -> u32 {
+    let mut r = ROWS_DECODE;
+    while r > 4 && n < 2 * GROUP * r {
+        r /= 2;
+    }
+    r
+}
 
 /// Bytes of one block on the GPU after [`repack`].
 pub fn gpu_block_bytes(ty: GgmlType) -> usize {
@@ -245,7 +257,7 @@ pub fn linear_into(gpu: &Gpu, x: &CubeTensor, lin: &Linear, t: usize, y: &CubeTe
                 }
             },
         };
-        let (tile, rows) = if t == 1 { (1, ROWS_DECODE) } else { (TILE_T, ROWS_PREFILL) };
+        let (tile, rows) = if t == 1 { (1, decode_rows(w.rows as u32)) } else { (TILE_T, ROWS_PREFILL) };
         let groups = (w.rows as u32).div_ceil(GROUP * rows);
         let (gx, gy) = grid(groups);
         let flags = u32::from(lin.bias.is_some()) | (u32::from(accumulate) << 1);
