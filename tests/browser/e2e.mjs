@@ -63,13 +63,15 @@ function nativeImages(model, o, name) {
   return files.map((f) => readFileSync(f).toString('base64'));
 }
 
-// Click the Image tab's Load (source and weights already chosen); its progress label once loaded.
-async function loadImageModel(page) {
+// Click the Image tab's Load (source already chosen), with weights `quant` when given: the
+// progress label must then name it.
+async function loadImageModel(page, quant) {
+  if (quant) await page.selectOption('#image-quant', quant);
   await page.click('#image-load-btn');
   await page.waitForFunction(() => ['loaded', 'error'].includes(document.body.dataset.imageState));
   const label = await page.textContent('#image-progress-label');
   if (await page.evaluate(() => document.body.dataset.imageState) === 'error') throw new Error(label);
-  return label;
+  if (quant && !label.includes(quant.toUpperCase())) throw new Error(`${quant} was asked for: ${label}`);
 }
 
 // Fill the Image tab's fields from `o`, generate, and return the grid's PNGs in base64.
@@ -230,9 +232,7 @@ try {
     await page.click('#tab-image');
     await page.setInputFiles('#image-model-file', gguf);
     await page.fill('#image-config-url', 'fixtures/sd-tiny-v1-single/');
-    await page.selectOption('#image-quant', 'f32');
-    const label = await loadImageModel(page);
-    if (!label.includes('F32')) throw new Error(`f32 was asked for: ${label}`);
+    await loadImageModel(page, o.quant);
     const got = await generateOnPage(page, o);
     assertEq(got.length, 1, 'pictures on the page');
     // Byte equality with native needs every transcendental to be ours (shaders/activation.wgsl):
@@ -247,9 +247,7 @@ try {
     const want = nativeImages(dir, o, 'native-v2-folder');
     await page.click('#tab-image');
     await page.setInputFiles('#image-model-folder', dir);
-    await page.selectOption('#image-quant', 'q8_0');
-    const label = await loadImageModel(page);
-    if (!label.includes('Q8_0')) throw new Error(`q8_0 was asked for: ${label}`);
+    await loadImageModel(page, o.quant);
     const got = await generateOnPage(page, o);
     assertEq(got.length, 1, 'pictures on the page');
     if (got[0] !== want[0]) throw new Error(`folder picture differs from native: ${JSON.stringify(await comparePngs(page, got[0], want[0]))}`);
