@@ -34,7 +34,7 @@ struct Params {
 
 @group(0) @binding(0) var<storage, read_write> X: array<f32>;
 @group(0) @binding(1) var<storage, read_write> Y: array<f32>;
-@group(0) @binding(2) var<storage, read_write> P: Params;
+@group(0) @binding(2) var<uniform> P: Params;
 
 // e^x, within 2 ulp of the true value: x = n·ln2 + r (Cody–Waite split of ln2, |r| ≤ ln2/2),
 // e^r by Cephes' expf polynomial, 2^n by building the exponent bits. Below −86 it is 0 (the

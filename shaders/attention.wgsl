@@ -23,7 +23,7 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> KC: array<f32>;
 @group(0) @binding(2) var<storage, read_write> VC: array<f32>;
 @group(0) @binding(3) var<storage, read_write> O: array<f32>;
-@group(0) @binding(4) var<storage, read_write> P: Params;
+@group(0) @binding(4) var<uniform> P: Params;
 
 const NEG: f32 = -3.0e38;
 

@@ -45,7 +45,7 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> W: array<u32>;
 @group(0) @binding(2) var<storage, read_write> B: array<f32>;
 @group(0) @binding(3) var<storage, read_write> Y: array<f32>;
-@group(0) @binding(4) var<storage, read_write> P: Params;
+@group(0) @binding(4) var<uniform> P: Params;
 
 // The 8 weights of output channels o .. o+7 (o a multiple of 8) at weight row `row`.
 struct W8 { a: vec4<f32>, b: vec4<f32> }

@@ -16,7 +16,7 @@ struct Params {
 @group(0) @binding(0) var<storage, read_write> W: array<u32>;
 @group(0) @binding(1) var<storage, read_write> IDS: array<u32>;
 @group(0) @binding(2) var<storage, read_write> Y: array<f32>;
-@group(0) @binding(3) var<storage, read_write> P: Params;
+@group(0) @binding(3) var<uniform> P: Params;
 
 @compute @workgroup_size(64, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -28,10 +28,14 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     // Only ids held by this part; the host validates ids against the whole table first.
     let id = IDS[t];
     if (id < P.row0 || id >= P.row0 + P.n_rows) { return; }
-    var v: array<f32, 32>;
+    var v: array<vec4<f32>, 8>;
     dequant32((id - P.row0) * P.row_words, c, &v);
     let o = t * P.k + c * 32u;
-    for (var j = 0u; j < 32u; j++) {
-        Y[o + j] = v[j];
+    for (var j = 0u; j < 8u; j++) {
+        let q = v[j];
+        Y[o + 4u * j] = q.x;
+        Y[o + 4u * j + 1u] = q.y;
+        Y[o + 4u * j + 2u] = q.z;
+        Y[o + 4u * j + 3u] = q.w;
     }
 }

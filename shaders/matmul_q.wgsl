@@ -35,23 +35,18 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> X: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> B: array<f32>;
 @group(0) @binding(3) var<storage, read_write> Y: array<f32>;
-@group(0) @binding(4) var<storage, read_write> P: Params;
+@group(0) @binding(4) var<uniform> P: Params;
 
 // X[t, 32c .. 32c+32] (from vec4 index x0) into registers.
 fn load_x(x: ptr<function, array<vec4<f32>, 8>>, x0: u32) {
-    for (var j = 0u; j < 8u; j++) { (*x)[j] = X[x0 + j]; }
+    (*x)[0] = X[x0];      (*x)[1] = X[x0 + 1u]; (*x)[2] = X[x0 + 2u]; (*x)[3] = X[x0 + 3u];
+    (*x)[4] = X[x0 + 4u]; (*x)[5] = X[x0 + 5u]; (*x)[6] = X[x0 + 6u]; (*x)[7] = X[x0 + 7u];
 }
 
 // v · x, in the fixed order every tile size shares.
-fn dot32(v: ptr<function, array<f32, 32>>, x: ptr<function, array<vec4<f32>, 8>>) -> f32 {
-    return dot(vec4<f32>((*v)[0], (*v)[1], (*v)[2], (*v)[3]), (*x)[0])
-         + dot(vec4<f32>((*v)[4], (*v)[5], (*v)[6], (*v)[7]), (*x)[1])
-         + dot(vec4<f32>((*v)[8], (*v)[9], (*v)[10], (*v)[11]), (*x)[2])
-         + dot(vec4<f32>((*v)[12], (*v)[13], (*v)[14], (*v)[15]), (*x)[3])
-         + dot(vec4<f32>((*v)[16], (*v)[17], (*v)[18], (*v)[19]), (*x)[4])
-         + dot(vec4<f32>((*v)[20], (*v)[21], (*v)[22], (*v)[23]), (*x)[5])
-         + dot(vec4<f32>((*v)[24], (*v)[25], (*v)[26], (*v)[27]), (*x)[6])
-         + dot(vec4<f32>((*v)[28], (*v)[29], (*v)[30], (*v)[31]), (*x)[7]);
+fn dot32(v: ptr<function, array<vec4<f32>, 8>>, x: ptr<function, array<vec4<f32>, 8>>) -> f32 {
+    return dot((*v)[0], (*x)[0]) + dot((*v)[1], (*x)[1]) + dot((*v)[2], (*x)[2]) + dot((*v)[3], (*x)[3])
+         + dot((*v)[4], (*x)[4]) + dot((*v)[5], (*x)[5]) + dot((*v)[6], (*x)[6]) + dot((*v)[7], (*x)[7]);
 }
 
 // "q8" mode (llama.cpp-compatible numerics): X holds `quantize_act`'s output, integer
@@ -64,7 +59,7 @@ fn xparams(tok: u32, c: u32) -> vec2<f32> {
     return x.zw;
 }
 
-fn dot_q8(v: ptr<function, array<f32, 32>>, pw: vec2<f32>, x: ptr<function, array<vec4<f32>, 8>>, xp: vec2<f32>) -> f32 {
+fn dot_q8(v: ptr<function, array<vec4<f32>, 8>>, pw: vec2<f32>, x: ptr<function, array<vec4<f32>, 8>>, xp: vec2<f32>) -> f32 {
     return pw.x * xp.x * dot32(v, x) + pw.y * xp.y;
 }
 
@@ -96,7 +91,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
     // The accumulators a<row>_<token> are separate scalars, written out by the host for each
     // tile: an array indexed in a loop lands in memory on CPU drivers and costs 10x.
 {{ tile_decl }}
-    var v: array<f32, 32>;
+    var v: array<vec4<f32>, 8>;
 {{ x_decl }}
     for (var c = 0u; c < chunks; c++) {
         // Tokens past the end re-read the last row; their sums are never written.

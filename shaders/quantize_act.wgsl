@@ -22,7 +22,7 @@ struct Params {
 
 @group(0) @binding(0) var<storage, read_write> X: array<f32>;
 @group(0) @binding(1) var<storage, read_write> Y: array<f32>;
-@group(0) @binding(2) var<storage, read_write> P: Params;
+@group(0) @binding(2) var<uniform> P: Params;
 
 // The f16 value nearest to x (ties to even), as an f32. Overflow gives infinity, as F16C does.
 fn f16_rne(x: f32) -> f32 {

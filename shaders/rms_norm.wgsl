@@ -17,7 +17,7 @@ struct Params {
 @group(0) @binding(0) var<storage, read_write> X: array<f32>;
 @group(0) @binding(1) var<storage, read_write> Wt: array<f32>;
 @group(0) @binding(2) var<storage, read_write> Y: array<f32>;
-@group(0) @binding(3) var<storage, read_write> P: Params;
+@group(0) @binding(3) var<uniform> P: Params;
 
 var<workgroup> red: array<f32, 64>;
 

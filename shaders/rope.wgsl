@@ -31,7 +31,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> QO: array<f32>;
 @group(0) @binding(4) var<storage, read_write> KC: array<f32>;
 @group(0) @binding(5) var<storage, read_write> VC: array<f32>;
-@group(0) @binding(6) var<storage, read_write> P: Params;
+@group(0) @binding(6) var<uniform> P: Params;
 
 fn store(kind: u32, o: u32, v: f32) {
     if (kind == 0u) { QO[o] = v; } else if (kind == 1u) { KC[o] = v; } else { VC[o] = v; }

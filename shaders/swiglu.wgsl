@@ -10,7 +10,7 @@ struct Params {
 
 @group(0) @binding(0) var<storage, read_write> GU: array<f32>;
 @group(0) @binding(1) var<storage, read_write> Y: array<f32>;
-@group(0) @binding(2) var<storage, read_write> P: Params;
+@group(0) @binding(2) var<uniform> P: Params;
 
 @compute @workgroup_size(64, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {

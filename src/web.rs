@@ -31,8 +31,22 @@ thread_local! {
     static LOST_CALLBACK: RefCell<Option<Function>> = const { RefCell::new(None) };
 }
 
+// The linker's constructors (cubecl registers its IR types with `inventory`, which uses them).
+unsafe extern "C" {
+    fn __wasm_call_ctors();
+}
+
+/// Run once when the module is instantiated.
+///
+/// Trap: unless some exported function calls `__wasm_call_ctors`, wasm-ld takes the module
+/// for a "command" and wraps *every* export in a call to it (the `*.command_export` functions).
+/// Every call from JS into the engine (and wasm-bindgen's glue makes one per JS object handed
+/// over) then re-ran all of cubecl's constructors: most of a decode step in Chromium (a 2-layer
+/// model spent ~450 ms of every token there). Calling it here, once, turns the wrapping off.
 #[wasm_bindgen(start)]
 pub fn start() {
+    // SAFETY: the linker's constructor list, run once, before any other engine code.
+    unsafe { __wasm_call_ctors() };
     console_error_panic_hook::set_once();
 }
 

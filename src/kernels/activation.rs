@@ -11,7 +11,7 @@
 use burn::backend::wgpu::CubeTensor;
 use burn::tensor::Tensor;
 
-use super::{grid, launch, params, ShaderKernel};
+use super::{grid, launch, ShaderKernel};
 use crate::error::Result;
 use crate::gpu::Gpu;
 
@@ -70,7 +70,7 @@ pub fn activation(gpu: &Gpu, x: &CubeTensor, act: Act) -> CubeTensor {
     let kernel = ShaderKernel { variant: act.mode(), ..ShaderKernel::plain("activation", SRC) };
     let k = [std::f32::consts::FRAC_1_SQRT_2, 0.3275911, (8.0 / std::f64::consts::PI).sqrt() as f32, 0.044715];
     let p = Params { n: n as u32, one: 1.0, inf: f32::INFINITY, _pad: 0, k, c0: 1.061405429, _pad2: [0; 3] };
-    launch(gpu, kernel, (gx, gy, 1), vec![x.handle.clone().binding(), y.handle.clone().binding(), params(gpu, &p).binding()]);
+    launch(gpu, kernel, (gx, gy, 1), vec![x.handle.clone().binding(), y.handle.clone().binding()], &p);
     y
 }
 

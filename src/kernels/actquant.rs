@@ -10,7 +10,7 @@
 
 use burn::backend::wgpu::CubeTensor;
 
-use super::{grid, launch, params, ShaderKernel};
+use super::{grid, launch, ShaderKernel};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::quant::GgmlType;
@@ -118,7 +118,7 @@ pub fn quantize_act(gpu: &Gpu, x: &CubeTensor, t: usize, k: usize, mode: ActMode
         gpu,
         ShaderKernel { name: "quantize_act", source: SRC, qtype: None, tile_t: 0, variant: mode.shader_mode(), rows: 0 },
         (gx, gy, 1),
-        vec![x.handle.clone().binding(), y.handle.clone().binding(), params(gpu, &p).binding()],
+        vec![x.handle.clone().binding(), y.handle.clone().binding()], &p,
     );
     y
 }

@@ -3,7 +3,7 @@
 use burn::backend::wgpu::CubeTensor;
 
 use super::rope::HeadShape;
-use super::{grid, launch, params, ShaderKernel};
+use super::{grid, launch, ShaderKernel};
 use crate::gpu::Gpu;
 
 const SRC: &str = include_str!("../../shaders/attention.wgsl");
@@ -45,8 +45,8 @@ pub fn attention(gpu: &Gpu, q: &CubeTensor, k_cache: &CubeTensor, v_cache: &Cube
             k_cache.handle.clone().binding(),
             v_cache.handle.clone().binding(),
             out.handle.clone().binding(),
-            params(gpu, &p).binding(),
         ],
+        &p,
     );
     out
 }

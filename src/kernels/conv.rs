@@ -10,7 +10,7 @@
 use burn::backend::wgpu::CubeTensor;
 use burn::cubecl::server::Handle;
 
-use super::{grid, launch, params, wgsl_quant_name, ShaderKernel};
+use super::{grid, launch, wgsl_quant_name, ShaderKernel};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::quant::{dequantize, quantize_q4_0, quantize_q8_0, GgmlType};
@@ -275,8 +275,8 @@ pub fn conv2d_into(
                 handle.clone().binding(),
                 bias.handle.clone().binding(),
                 y.handle.clone().binding(),
-                params(gpu, &p).binding(),
             ],
+            &p,
         );
     }
     Ok(())

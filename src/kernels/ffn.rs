@@ -2,7 +2,7 @@
 
 use burn::backend::wgpu::CubeTensor;
 
-use super::{grid, launch, params, ShaderKernel};
+use super::{grid, launch, ShaderKernel};
 use crate::gpu::Gpu;
 
 const SRC: &str = include_str!("../../shaders/swiglu.wgsl");
@@ -24,7 +24,7 @@ pub fn swiglu(gpu: &Gpu, gu: &CubeTensor, f: usize, t: usize) -> CubeTensor {
         gpu,
         ShaderKernel::plain("swiglu", SRC),
         (gx, gy, 1),
-        vec![gu.handle.clone().binding(), y.handle.clone().binding(), params(gpu, &p).binding()],
+        vec![gu.handle.clone().binding(), y.handle.clone().binding()], &p,
     );
     y
 }

@@ -14,7 +14,7 @@ use burn::backend::wgpu::CubeTensor;
 use burn::cubecl::server::Handle;
 
 use super::actquant::{quantize_act, ActMode, Numerics};
-use super::{grid, launch, params, ShaderKernel};
+use super::{grid, launch, ShaderKernel};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::quant::GgmlType;
@@ -25,14 +25,15 @@ const GET_ROWS: &str = include_str!("../../shaders/get_rows.wgsl");
 /// Invocations per workgroup of `matmul_q.wgsl`.
 const GROUP: u32 = 64;
 /// Tokens per tile for prefill (decode uses 1).
-const TILE_T: u32 = 8;
+const TILE_T: u32 = 4;
 /// Weight rows per invocation: decode (at most; see [`decode_rows`]), prefill. Each activation
 /// load serves this many rows (see the shader). Measured on lavapipe (SmolLM2, 2 cores):
-/// decode 1.59 / 1.79 / 1.83 tokens/s with 4 / 8 / 16 rows, 128-token prefill 3.6 / 4.7 with
-/// 4 / 8 (README, Benchmarks). But every row is unrolled code: 8 rows × 8 tokens made the
-/// pipelines of the quant-type tests compile several times slower, so prefill keeps 4.
+/// decode 1.59 / 1.79 / 1.83 tokens/s with 4 / 8 / 16 rows; 128-token prefill 3.9 / 5.3 / 5.7
+/// tokens/s with 4 rows × 8 tokens / 8 × 4 / 8 × 8 (SwiftShader: 5.0 / 5.0 / 6.0). Every
+/// (row, token) pair is unrolled code, and 8 × 8 made the pipelines of the quant-type tests
+/// compile about twice as long (kernels 15 → 50 s), so prefill tiles are 8 rows × 4 tokens.
 const ROWS_DECODE: u32 = 8;
-const ROWS_PREFILL: u32 = 4;
+const ROWS_PREFILL: u32 = 8;
 
 /// Rows per invocation for a decode GEMV over `n` rows: ROWS_DECODE, halved (to 4 at least)
 /// until there are 2 workgroups to share between the driver's threads.
@@ -281,8 +282,8 @@ pub fn linear_into(gpu: &Gpu, x: &CubeTensor, lin: &Linear, t: usize, y: &CubeTe
                 input.handle.clone().binding(),
                 bias.clone().binding(),
                 y.handle.clone().binding(),
-                params(gpu, &p).binding(),
             ],
+            &p,
         );
     }
 }
@@ -318,7 +319,7 @@ pub fn get_rows(gpu: &Gpu, emb: &Linear, ids: &Handle, t: usize) -> CubeTensor {
             gpu,
             ShaderKernel { name: "get_rows", source: GET_ROWS, qtype: Some(w.ty), tile_t: 0, variant: "", rows: 0 },
             (gx, gy, 1),
-            vec![w.handle.clone().binding(), ids.clone().binding(), y.handle.clone().binding(), params(gpu, &p).binding()],
+            vec![w.handle.clone().binding(), ids.clone().binding(), y.handle.clone().binding()], &p,
         );
     }
     y

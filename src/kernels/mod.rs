@@ -3,8 +3,8 @@
 //! plain-loop CPU twin of each in [`reference`] that the parity tests use as the oracle.
 //!
 //! Conventions shared by every shader: entry point `main`, workgroup size 64, bindings in the
-//! order inputs, outputs, params (a `#[repr(C)]` struct mirrored in WGSL, uploaded as a small
-//! storage buffer), group 0. Dispatches over more than 65535 workgroups are folded into 2-D
+//! order inputs, outputs, params (a `#[repr(C)]` struct mirrored in WGSL, a uniform buffer: see
+//! [`launch`]), group 0. Dispatches over more than 65535 workgroups are folded into 2-D
 //! ([`grid`]); shaders rebuild the linear index from `num_workgroups`.
 //! Pipelines are cached by cubecl under [`ShaderKernel::id`]: (kernel name, quant type).
 
@@ -21,7 +21,7 @@ pub mod rope;
 
 use burn::backend::wgpu::{KernelSource, SourceKernel, SourceTemplate};
 use burn::cubecl::prelude::KernelId;
-use burn::cubecl::server::{BufferBinding, Handle, KernelArguments};
+use burn::cubecl::server::{BufferBinding, KernelArguments, MetadataBindingInfo};
 use burn::cubecl::{CubeCount, CubeDim};
 
 use crate::gpu::Gpu;
@@ -159,19 +159,38 @@ pub fn grid(groups: u32) -> (u32, u32) {
     }
 }
 
-/// Queue one dispatch. Nothing runs until a readback (or burn) flushes the queue.
-pub(crate) fn launch(gpu: &Gpu, kernel: ShaderKernel, count: (u32, u32, u32), buffers: Vec<BufferBinding>) {
+/// Queue one dispatch; `p` (the kernel's `Params`) is bound last, as a uniform buffer.
+/// Nothing runs until a readback (or burn) flushes the queue.
+///
+/// Trap: params go through cubecl's kernel-info uniform, not an uploaded storage buffer. cubecl
+/// submits all queued work before every buffer write (the write goes to the queue, not the
+/// encoder), so one uploaded params buffer per dispatch made every dispatch its own submit
+/// (~1.6 ms each in Chromium on SwiftShader). The info uniform is written from a pool without
+/// that flush, and reused when the words repeat. Uniform loads are also cheap on lavapipe,
+/// where a storage-buffer load is a loop over the SIMD lanes.
+pub(crate) fn launch<T: bytemuck::Pod>(
+    gpu: &Gpu,
+    kernel: ShaderKernel,
+    count: (u32, u32, u32),
+    buffers: Vec<BufferBinding>,
+    p: &T,
+) {
     stats::count();
     gpu.client.launch(
         Box::new(SourceKernel::new(kernel, CubeDim::new_1d(64))),
         CubeCount::Static(count.0, count.1, count.2),
-        KernelArguments::new().with_buffers(buffers),
+        KernelArguments::new().with_buffers(buffers).with_info(MetadataBindingInfo::custom(info_words(p))),
     );
 }
 
-/// Upload a params struct as the kernel's last binding.
-pub(crate) fn params<T: bytemuck::Pod>(gpu: &Gpu, p: &T) -> Handle {
-    gpu.upload_bytes(bytemuck::bytes_of(p))
+/// A params struct as the u64 words of cubecl's info uniform (bytes unchanged, zero-padded).
+fn info_words<T: bytemuck::Pod>(p: &T) -> Vec<u64> {
+    let words = bytemuck::bytes_of(p).chunks(8).map(|c| {
+        let mut w = [0u8; 8];
+        w[..c.len()].copy_from_slice(c);
+        u64::from_le_bytes(w)
+    });
+    words.collect()
 }
 
 /// Dispatch statistics, read by `aigc bench`.

@@ -2,7 +2,7 @@
 
 use burn::backend::wgpu::CubeTensor;
 
-use super::{grid, launch, params, ShaderKernel};
+use super::{grid, launch, ShaderKernel};
 use crate::gpu::Gpu;
 
 const SRC: &str = include_str!("../../shaders/rms_norm.wgsl");
@@ -28,7 +28,7 @@ pub fn rms_norm(gpu: &Gpu, x: &CubeTensor, w: &CubeTensor, dim: usize, row0: usi
         gpu,
         ShaderKernel::plain("rms_norm", SRC),
         (gx, gy, 1),
-        vec![x.handle.clone().binding(), w.handle.clone().binding(), y.handle.clone().binding(), params(gpu, &p).binding()],
+        vec![x.handle.clone().binding(), w.handle.clone().binding(), y.handle.clone().binding()], &p,
     );
     y
 }

@@ -7,7 +7,7 @@
 
 use burn::backend::wgpu::CubeTensor;
 
-use super::{grid, launch, params, ShaderKernel};
+use super::{grid, launch, ShaderKernel};
 use crate::gpu::Gpu;
 
 const SRC: &str = include_str!("../../shaders/rope.wgsl");
@@ -113,8 +113,8 @@ pub fn rope_store(
             q.handle.clone().binding(),
             k_cache.handle.clone().binding(),
             v_cache.handle.clone().binding(),
-            params(gpu, &p).binding(),
         ],
+        &p,
     );
     q
 }

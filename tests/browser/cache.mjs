@@ -41,7 +41,7 @@ const URL_ = `${BASE}models/${NAME}`;
 const SIZE = statSync(MODEL).size;
 const SHA = createHash('sha256').update(readFileSync(MODEL)).digest('hex');
 const PROMPT = 'The old lighthouse keeper climbed the narrow stairs every evening, and';
-const N = 2; // greedy tokens per load: enough to show the stored copy works (SwiftShader: seconds each)
+const N = 4; // greedy tokens per load: enough to show the stored copy works
 
 const server = await serve(PORT, { AIGC_SERVE_TEST: '1' });
 /** The /models/ requests since the last call: [{method, path, range}]. */

@@ -1,7 +1,7 @@
 // End-to-end tests of the real page in Debian's headless Chromium (WebGPU on SwiftShader),
 // driven by playwright-core with executablePath (no downloaded browser). Run by ./build.sh test:
 //   AIGC=path/to/aigc MODEL=models/….gguf node tests/browser/e2e.mjs
-// 1. the page loads the bundled model through its own UI and generates 16 greedy tokens:
+// 1. the page loads the bundled model through its own UI and generates 32 greedy tokens:
 //    the text must equal `aigc text --greedy` natively, token for token;
 // 2. a seeded sampled run gives the same tokens as the native CLI with the same seed;
 // 3. aborting mid-stream ends with finish_reason 'abort' and the next generation succeeds;
@@ -26,7 +26,7 @@ const MODEL = resolve(ROOT, process.env.MODEL || 'models/SmolLM2-135M-Instruct.Q
 const PORT = Number(process.env.PORT || 8765);
 const BASE = `http://127.0.0.1:${PORT}/`;
 const PROMPT = 'The old lighthouse keeper climbed the narrow stairs every evening, and';
-const N = 16; // greedy tokens through the page UI (SwiftShader here: seconds per token)
+const N = 32; // greedy tokens through the page UI (SwiftShader here: ~2 tokens/s)
 
 function native(args) {
   const out = execFileSync(AIGC, ['text', '--model', MODEL, '--json', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
@@ -123,10 +123,10 @@ try {
 
   await check('seeded sampled run equals native tokens (same seed)', async () => {
     const opts = { temperature: 0.9, top_k: 40, top_p: 0.95, min_p: 0.05, repetition_penalty: 1.1, seed: 1234 };
-    const want = native(['--prompt', PROMPT, '-n', '8', '--temperature', '0.9', '--top-k', '40', '--top-p', '0.95',
+    const want = native(['--prompt', PROMPT, '-n', '16', '--temperature', '0.9', '--top-k', '40', '--top-p', '0.95',
       '--min-p', '0.05', '--repeat-penalty', '1.1', '--seed', '1234']);
     const got = await page.evaluate(async ([prompt, o]) => {
-      const r = await window.aigcApp.engine.completions.create({ prompt, max_tokens: 8, ...o });
+      const r = await window.aigcApp.engine.completions.create({ prompt, max_tokens: 16, ...o });
       return { tokens: r.aigc.tokens, usage: r.usage };
     }, [PROMPT, opts]);
     const { prefill_tokens_per_s: p, decode_tokens_per_s: d } = got.usage;
