@@ -11,6 +11,7 @@
 pub mod activation;
 pub mod actquant;
 pub mod attention;
+pub mod bmm;
 pub mod conv;
 pub mod ffn;
 pub mod ggml_ref;

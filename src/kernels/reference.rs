@@ -140,6 +140,30 @@ pub fn attention(q: &[f32], k_cache: &[f32], v_cache: &[f32], s: HeadShape, t: u
     out
 }
 
+/// Batched matmul: a [batch, m, k] times b ([batch, k, n], or [batch, n, k] when `b_trans`),
+/// scaled by `alpha` → [batch, m, n]. In f32 with the kernel's order (k ascending, scaled once
+/// at the end), so the kernel must match it to the bit.
+#[allow(clippy::too_many_arguments)]
+pub fn bmm(a: &[f32], b: &[f32], b_trans: bool, batch: usize, m: usize, n: usize, k: usize, alpha: f32) -> Vec<f32> {
+    let mut c = vec![0f32; batch * m * n];
+    for bi in 0..batch {
+        for i in 0..m {
+            for j in 0..n {
+                let mut acc = 0f32;
+                for kk in 0..k {
+                    let bv = match b_trans {
+                        true => b[(bi * n + j) * k + kk],
+                        false => b[(bi * k + kk) * n + j],
+                    };
+                    acc += a[(bi * m + i) * k + kk] * bv;
+                }
+                c[(bi * m + i) * n + j] = acc * alpha;
+            }
+        }
+    }
+    c
+}
+
 /// silu(gate) · up over gu [t, 2f].
 pub fn swiglu(gu: &[f32], f: usize, t: usize) -> Vec<f32> {
     let mut y = vec![0f32; t * f];

@@ -15,6 +15,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::activation::softmax_last;
+use crate::kernels::bmm::{bmm, BLayout};
 use crate::kernels::conv::{conv2d, conv2d_into, ConvShape, ConvWeight, ConvWindow};
 use crate::kernels::matmul::{matmul, Linear};
 use crate::quant::{quantize_q4_0, quantize_q8_0, GgmlType};
@@ -115,11 +116,13 @@ impl<'a, T: TensorStore> Loader<'a, T> {
 
     /// A linear layer from values already read (e.g. a 1×1 conv's weight).
     pub fn dense(&self, w: Vec<f32>, b: Option<Vec<f32>>, n_in: usize, n_out: usize) -> Result<Dense> {
-        let ty = self.quant.ggml_type();
-        if ty != GgmlType::F32 && n_in % 32 == 0 {
-            let bytes = match ty {
+        // f32 weights go through our matmul too (as F32 "blocks"): burn's matmul was several
+        // times slower on lavapipe. Only widths our kernel cannot take fall back to burn.
+        if n_in % 32 == 0 {
+            let bytes = match self.quant.ggml_type() {
                 GgmlType::Q8_0 => quantize_q8_0(&w),
-                _ => quantize_q4_0(&w),
+                GgmlType::Q4_0 => quantize_q4_0(&w),
+                _ => bytemuck::cast_slice(&w).to_vec(),
             };
             return self.quantized(&bytes, b, n_in, n_out);
         }
@@ -173,7 +176,8 @@ impl<'a, T: TensorStore> Loader<'a, T> {
     }
 }
 
-/// A linear layer: f32 weights through burn's matmul, or quantized through our kernel.
+/// A linear layer: through our matmul kernel (f32 or quantized weights), or for widths that are
+/// not a multiple of 32, f32 weights through burn's matmul.
 pub enum Dense {
     F32 { wt: Tensor<2>, b: Option<Tensor<1>> },
     Quant(Linear),
@@ -381,19 +385,25 @@ impl LayerNorm {
 pub fn attention(gpu: &Gpu, q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Option<Tensor<4>>, budget: u64) -> Result<Tensor<4>> {
     let [b, h, tq, d] = q.dims();
     let tk = k.dims()[2];
-    let scale = 1.0 / (d as f64).sqrt();
-    let kt = k.swap_dims(2, 3);
+    let bh = b * h;
+    let scale = (1.0 / (d as f64).sqrt()) as f32;
+    // Our batched matmul (bmm.wgsl) on contiguous [B·H, T, d] copies: burn's matmul ran these
+    // shapes 10-100× slower on lavapipe, and its summation order is not ours to pin down.
+    let kc = Gpu::from_burn(k.reshape([bh, tk, d]))?;
+    let vc = Gpu::from_burn(v.reshape([bh, tk, d]))?;
     let per_query = (b * h * tk * 4) as u64;
     let chunk = ((budget / per_query.max(1)) as usize).clamp(1, tq);
     // `start`, `len`: the query rows of this chunk (the mask's rows follow them).
-    let run = |q: Tensor<4>, start: usize, len: usize| {
-        let s = q.matmul(kt.clone()) * scale;
+    let run = |q: Tensor<4>, start: usize, len: usize| -> Result<Tensor<4>> {
+        let qc = Gpu::from_burn(q.reshape([bh, len, d]))?;
+        let s = Gpu::to_burn::<3>(bmm(gpu, &qc, &kc, BLayout::Transposed, bh, len, tk, d, scale)).reshape([b, h, len, tk]);
         let s = match &mask {
             Some(m) if len == tq => s + m.clone(),
             Some(m) => s + m.clone().narrow(2, start, len),
             None => s,
         };
-        Ok(softmax_last(gpu, s)?.matmul(v.clone()))
+        let p = Gpu::from_burn(softmax_last(gpu, s)?.reshape([bh, len, tk]))?;
+        Ok(Gpu::to_burn::<3>(bmm(gpu, &p, &vc, BLayout::Plain, bh, len, d, tk, 1.0)).reshape([b, h, len, d]))
     };
     if chunk >= tq {
         return run(q, 0, tq);
