@@ -1,7 +1,9 @@
 //! The same inputs give the same bits on lavapipe (native `aigc`) and SwiftShader (Chromium's
 //! WebGPU), for the ops a picture goes through: our activation kernel in every mode, softmax,
-//! our convolution (f32 and Q8_0), and the burn ops the diffusion models use (elementwise
-//! arithmetic, sqrt, matmul, reductions). This is what lets one seed give one PNG natively and
+//! our convolution (f32 and Q8_0), our batched matmul (attention's q·kᵀ and p·v) in both
+//! layouts, our matmul_q with f32 and Q8_0 weights (the linear layers) for one token and for a
+//! tile of them, and the burn ops the diffusion models use (elementwise arithmetic, sqrt,
+//! matmul for odd widths, reductions). This is what lets one seed give one PNG natively and
 //! in the browser; WGSL's own exp/tanh failed it (see shaders/activation.wgsl).
 //!
 //! The test runs this binary twice, once per Vulkan driver (`VK_ICD_FILENAMES`; SwiftShader's
@@ -13,6 +15,8 @@ use std::path::Path;
 use std::process::Command;
 
 use aigc::kernels::activation::{act, softmax_last, Act};
+use aigc::kernels::bmm::{bmm, BLayout};
+use aigc::kernels::matmul::{matmul, Linear};
 use aigc::kernels::conv::{conv2d, ConvShape, ConvWeight};
 use aigc::models::diffusion::nn::read_tensor;
 use aigc::quant::GgmlType;
@@ -50,6 +54,27 @@ fn dump_outputs() {
         let cw = ConvWeight::upload(&g, &w, 32, 16, 3, ty).expect("weight");
         let y = conv2d(&g, &g.upload_f32(&x, &[1, 16, 16, 16]), &cw, &bias, s).expect("conv");
         put(&format!("conv_{ty:?}"), aigc::gpu::Gpu::to_burn::<4>(y).reshape([32, 256]));
+    }
+    // Attention's products: [4, 64, 40] · [4, 77, 40]ᵀ, then [4, 64, 77] · [4, 77, 40].
+    let (q, kv, p) = (rng.vec(4 * 64 * 40), rng.vec(4 * 77 * 40), rng.vec(4 * 64 * 77));
+    let (qg, kvg, pg) = (g.upload_f32(&q, &[4, 64, 40]), g.upload_f32(&kv, &[4, 77, 40]), g.upload_f32(&p, &[4, 64, 77]));
+    let scores = bmm(&g, &qg, &kvg, BLayout::Transposed, 4, 64, 77, 40, 0.158);
+    put("bmm_transposed", aigc::gpu::Gpu::to_burn::<3>(scores).reshape([256, 77]));
+    let out = bmm(&g, &pg, &kvg, BLayout::Plain, 4, 64, 40, 77, 1.0);
+    put("bmm_plain", aigc::gpu::Gpu::to_burn::<3>(out).reshape([256, 40]));
+    // Linear layers: 96 outputs of 320 inputs, decode (1 token) and prefill (13 tokens) paths.
+    let wl = rng.vec(96 * 320);
+    let xl = rng.vec(13 * 320);
+    for ty in [GgmlType::F32, GgmlType::Q8_0] {
+        let bytes = match ty {
+            GgmlType::Q8_0 => aigc::quant::quantize_q8_0(&wl),
+            _ => wl.iter().flat_map(|f| f.to_le_bytes()).collect(),
+        };
+        let lin = Linear::upload(&g, 320, &[(ty, 96, &bytes)], None).expect("linear");
+        for tok in [1usize, 13] {
+            let y = matmul(&g, &g.upload_f32(&xl[..tok * 320], &[tok, 320]), &lin, tok);
+            put(&format!("matmul_q_{ty:?}_t{tok}"), aigc::gpu::Gpu::to_burn::<2>(y));
+        }
     }
     put("add", t(&a) + t(&pos));
     put("mul", t(&a) * t(&pos));

@@ -34,6 +34,9 @@ pub enum BLayout {
 /// Inputs must be contiguous (see [`Gpu::from_burn`]).
 #[allow(clippy::too_many_arguments)]
 pub fn bmm(gpu: &Gpu, a: &CubeTensor, b: &CubeTensor, layout: BLayout, batch: usize, m: usize, n: usize, k: usize, alpha: f32) -> CubeTensor {
+    // The shader trusts these (cubecl builds modules without bounds checks).
+    debug_assert_eq!(a.meta.shape().num_elements(), batch * m * k, "bmm: a is not [batch, m, k]");
+    debug_assert_eq!(b.meta.shape().num_elements(), batch * n * k, "bmm: b is not batch × n × k");
     let c = gpu.empty_f32(&[batch, m, n]);
     let p = Params {
         batch: batch as u32,

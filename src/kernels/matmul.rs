@@ -30,8 +30,9 @@ const TILE_T: u32 = 4;
 /// load serves this many rows (see the shader). Measured on lavapipe (SmolLM2, 2 cores):
 /// decode 1.59 / 1.79 / 1.83 tokens/s with 4 / 8 / 16 rows; 128-token prefill 3.9 / 5.3 / 5.7
 /// tokens/s with 4 rows × 8 tokens / 8 × 4 / 8 × 8 (SwiftShader: 5.0 / 5.0 / 6.0). Every
-/// (row, token) pair is unrolled code, and 8 × 8 made the pipelines of the quant-type tests
-/// compile about twice as long (kernels 15 → 50 s), so prefill tiles are 8 rows × 4 tokens.
+/// (row, token) pair is unrolled code, and 8 × 8 made the quant-type test suites 2-3× slower
+/// to compile their pipelines (kernels 15 → 50 s, ggml_numerics 42 → 82 s), so prefill tiles
+/// are 8 rows × 4 tokens.
 const ROWS_DECODE: u32 = 8;
 const ROWS_PREFILL: u32 = 8;
 

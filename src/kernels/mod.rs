@@ -184,12 +184,13 @@ pub(crate) fn launch<T: bytemuck::Pod>(
     );
 }
 
-/// A params struct as the u64 words of cubecl's info uniform (bytes unchanged, zero-padded).
+/// A params struct as the u64 words of cubecl's info uniform, which cubecl writes back as
+/// native-endian bytes: the struct's bytes unchanged, zero-padded to a whole word.
 fn info_words<T: bytemuck::Pod>(p: &T) -> Vec<u64> {
     let words = bytemuck::bytes_of(p).chunks(8).map(|c| {
         let mut w = [0u8; 8];
         w[..c.len()].copy_from_slice(c);
-        u64::from_le_bytes(w)
+        u64::from_ne_bytes(w)
     });
     words.collect()
 }

@@ -1,10 +1,10 @@
 //! The layers the diffusion models are built from (linear, conv, group/layer norm, attention),
 //! loaded from a safetensors checkpoint by name, on burn's wgpu tensors.
 //!
-//! Weights are f32 on the GPU by default. With [`WeightQuant::Q8_0`] / [`WeightQuant::Q4_0`] the
-//! linear layers are quantized once at load (GGUF block layout) and run through our quantized
-//! matmul kernel (`shaders/matmul_q.wgsl`), which dequantizes in registers; a layer whose input
-//! width is not a whole number of 32-wide blocks stays f32. Convolutions are quantized too, in
+//! Weights are f32 on the GPU by default. Linear layers run through our matmul kernel
+//! (`shaders/matmul_q.wgsl`): as f32 rows, or with [`WeightQuant::Q8_0`] / [`WeightQuant::Q4_0`]
+//! quantized once at load (GGUF block layout) and dequantized in registers; a layer whose input
+//! width is not a whole number of 32-wide blocks stays f32 on burn's matmul. Convolutions are quantized too, in
 //! blocks of 32 output channels of one tap (`shaders/conv2d.wgsl`).
 //! Shapes follow PyTorch: activations [B, C, H, W] for convs, [B, T, C] for transformer layers;
 //! linear weights [out, in], conv weights [out, in, kh, kw].
@@ -110,7 +110,8 @@ impl<'a, T: TensorStore> Loader<'a, T> {
     fn quantized(&self, bytes: &[u8], b: Option<Vec<f32>>, n_in: usize, n_out: usize) -> Result<Dense> {
         let ty = self.quant.ggml_type();
         let lin = Linear::upload(self.gpu, n_in, &[(ty, n_out, bytes)], b.as_deref())?;
-        self.gpu_bytes.set(self.gpu_bytes.get() + lin.n_bytes() as u64 + 4 * n_out as u64);
+        let bias_bytes = 4 * b.as_ref().map_or(0, |b| b.len()) as u64;
+        self.gpu_bytes.set(self.gpu_bytes.get() + lin.n_bytes() as u64 + bias_bytes);
         Ok(Dense::Quant(lin))
     }
 
