@@ -74,6 +74,12 @@ async function loadImageModel(page, quant) {
   if (quant && !label.includes(quant.toUpperCase())) throw new Error(`${quant} was asked for: ${label}`);
 }
 
+// The page made exactly one picture, byte for byte native's `want` (PSNR in the error if not).
+async function expectNativePicture(page, got, want, what) {
+  assertEq(got.length, 1, 'pictures on the page');
+  if (got[0] !== want) throw new Error(`${what} picture differs from native: ${JSON.stringify(await comparePngs(page, got[0], want))}`);
+}
+
 // Fill the Image tab's fields from `o`, generate, and return the grid's PNGs in base64.
 async function generateOnPage(page, o) {
   await page.fill('#image-prompt', o.prompt);
@@ -233,11 +239,9 @@ try {
     await page.setInputFiles('#image-model-file', gguf);
     await page.fill('#image-config-url', 'fixtures/sd-tiny-v1-single/');
     await loadImageModel(page, o.quant);
-    const got = await generateOnPage(page, o);
-    assertEq(got.length, 1, 'pictures on the page');
     // Byte equality with native needs every transcendental to be ours (shaders/activation.wgsl):
     // WGSL's exp/tanh differ in the last bit between lavapipe and SwiftShader.
-    if (got[0] !== want[0]) throw new Error(`single-file GGUF picture differs from native: ${JSON.stringify(await comparePngs(page, got[0], want[0]))}`);
+    await expectNativePicture(page, await generateOnPage(page, o), want[0], 'single-file GGUF');
     await page.setInputFiles('#image-model-file', []);
   });
 
@@ -248,9 +252,7 @@ try {
     await page.click('#tab-image');
     await page.setInputFiles('#image-model-folder', dir);
     await loadImageModel(page, o.quant);
-    const got = await generateOnPage(page, o);
-    assertEq(got.length, 1, 'pictures on the page');
-    if (got[0] !== want[0]) throw new Error(`folder picture differs from native: ${JSON.stringify(await comparePngs(page, got[0], want[0]))}`);
+    await expectNativePicture(page, await generateOnPage(page, o), want[0], 'folder');
     // (setInputFiles cannot clear a webkitdirectory input.)
     await page.evaluate(() => {
       const input = document.querySelector('#image-model-folder');
