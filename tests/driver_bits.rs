@@ -1,10 +1,11 @@
 //! The same inputs give the same bits on lavapipe (native `aigc`) and SwiftShader (Chromium's
 //! WebGPU), for the ops a picture goes through: our activation kernel in every mode, softmax,
-//! our convolution (f32 and Q8_0), our batched matmul (attention's q·kᵀ and p·v) in both
-//! layouts, our matmul_q with f32 and Q8_0 weights (the linear layers) for one token and for a
-//! tile of them, and the burn ops the diffusion models use (elementwise arithmetic, sqrt,
-//! matmul for odd widths, reductions). This is what lets one seed give one PNG natively and
-//! in the browser; WGSL's own exp/tanh failed it (see shaders/activation.wgsl).
+//! group and layer norm (with and without the fused SiLU), our convolution (f32 and Q8_0), our
+//! batched matmul (attention's q·kᵀ and p·v) in both layouts, our fused attention, our
+//! matmul_q with f32 and Q8_0 weights (the linear layers) for one token and for a tile of
+//! them, and the burn ops the diffusion models use (elementwise arithmetic, sqrt, matmul for
+//! odd widths, reductions). This is what lets one seed give one PNG natively and in the
+//! browser; WGSL's own exp/tanh failed it (see shaders/activation.wgsl).
 //!
 //! The test runs this binary twice, once per Vulkan driver (`VK_ICD_FILENAMES`; SwiftShader's
 //! ICD comes with Debian's chromium, which `./build.sh setup` installs), each writing its
@@ -14,8 +15,11 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use aigc::kernels::activation::{act, softmax_last, Act};
+use aigc::kernels::activation::{act, Act};
+use aigc::kernels::norm::{group_norm, GroupShape};
+use aigc::kernels::softmax::softmax_last;
 use aigc::kernels::bmm::{bmm, BLayout};
+use aigc::kernels::flash_attn::flash_attn;
 use aigc::kernels::matmul::{matmul, Linear};
 use aigc::kernels::conv::{conv2d, ConvShape, ConvWeight};
 use aigc::models::diffusion::nn::read_tensor;
@@ -46,6 +50,18 @@ fn dump_outputs() {
         put(&format!("act_{k:?}"), act(&g, t(&a), k).expect("activation"));
     }
     put("softmax", softmax_last(&g, t(&a)).expect("softmax"));
+    // GroupNorm (+ fused SiLU) as a resnet runs it: [1, 64, 32, 32] in 32 groups, offset mean;
+    // and LayerNorm over 256 rows of 256.
+    let xs: Vec<f32> = a.iter().map(|v| v * 0.25 + 3.0).collect();
+    let (gamma, beta) = (g.upload_f32(&rng.vec(256), &[256]), g.upload_f32(&rng.vec(256), &[256]));
+    let xg = g.upload_f32(&xs, &[n]);
+    for (name, s, silu) in [
+        ("group_norm", GroupShape { batch: 1, channels: 64, spatial: 1024, groups: 32, c0: 0 }, false),
+        ("group_norm_silu", GroupShape { batch: 1, channels: 64, spatial: 1024, groups: 32, c0: 0 }, true),
+        ("layer_norm", GroupShape { batch: 256, channels: 256, spatial: 1, groups: 1, c0: 0 }, false),
+    ] {
+        put(name, aigc::gpu::Gpu::to_burn::<1>(group_norm(&g, &xg, &gamma, &beta, s, 1e-6, silu)).reshape([256, 256]));
+    }
     let s = ConvShape { batch: 1, ci: 16, h: 16, w: 16, co: 32, k: 3, stride: 1, pad_t: 1, pad_l: 1, pad_b: 1, pad_r: 1 };
     let x = rng.vec(16 * 256);
     let w = rng.vec(32 * 16 * 9);
@@ -62,6 +78,9 @@ fn dump_outputs() {
     put("bmm_transposed", aigc::gpu::Gpu::to_burn::<3>(scores).reshape([256, 77]));
     let out = bmm(&g, &pg, &kvg, BLayout::Plain, 4, 64, 40, 77, 1.0);
     put("bmm_plain", aigc::gpu::Gpu::to_burn::<3>(out).reshape([256, 40]));
+    // The fused attention over the same q and keys (cross-attention's 77 keys, head size 40).
+    let o = flash_attn(&g, &qg, &kvg, &kvg, 4, 64, 77, 40, 0.158);
+    put("flash_attn", aigc::gpu::Gpu::to_burn::<3>(o).reshape([256, 40]));
     // Linear layers: 96 outputs of 320 inputs, decode (1 token) and prefill (13 tokens) paths.
     let wl = rng.vec(96 * 320);
     let xl = rng.vec(13 * 320);

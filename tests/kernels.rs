@@ -2,12 +2,14 @@
 //! adapter wgpu finds), with the tolerances of shared/notes/fidelity.md and shapes that are not
 //! tile multiples. Outputs written in place are surrounded by guard values that must survive.
 
-use aigc::kernels::activation::{activation, softmax_last, Act};
+use aigc::kernels::activation::{activation, Act};
 use aigc::kernels::attention::attention;
 use aigc::kernels::bmm::{bmm, BLayout};
 use aigc::kernels::ffn::swiglu;
+use aigc::kernels::flash_attn::flash_attn;
 use aigc::kernels::matmul::{get_rows, matmul, matmul_into, Linear};
-use aigc::kernels::norm::rms_norm;
+use aigc::kernels::norm::{group_norm, rms_norm, GroupShape};
+use aigc::kernels::softmax::{softmax_last, softmax_rows};
 use aigc::kernels::reference as cpu;
 use aigc::kernels::rope::{rope_store, rope_table, HeadShape, RopeMode};
 use aigc::quant::GgmlType;
@@ -208,6 +210,20 @@ fn activations_match_reference() {
 }
 
 #[test]
+fn det_exp_twin_is_bit_identical() {
+    // The CPU twin of the shaders' e^x must give the GPU's bits (the softmax and group-norm
+    // twins are compared bit for bit through it).
+    let g = gpu();
+    let mut rng = Rng(31);
+    let mut x: Vec<f32> = rng.vec(50_000).iter().map(|v| v * 90.0).collect();
+    x.extend([0.0, -0.0, 0.3465736, -0.3465736, 0.34657362, 88.3, 88.4, -86.0, -86.1, 1e-30]);
+    let y = read(&g, &activation(&g, &g.upload_f32(&x, &[x.len()]), Act::Exp));
+    let want: Vec<f32> = x.iter().map(|&v| cpu::det_exp(v)).collect();
+    let differ: Vec<_> = (0..x.len()).filter(|&i| y[i].to_bits() != want[i].to_bits()).take(5).map(|i| (x[i], y[i], want[i])).collect();
+    assert!(differ.is_empty(), "det_exp GPU vs twin (x, gpu, cpu): {differ:?}");
+}
+
+#[test]
 fn softmax_matches_reference() {
     use burn::tensor::{Tensor, TensorData};
     let g = gpu();
@@ -227,8 +243,68 @@ fn softmax_matches_reference() {
             want[r * cols + c] = (e[c] / s) as f32;
         }
     }
+    // The true softmax, within float rounding; the twin, to the bit.
     assert_close("softmax", &y, &want, 1e-7);
     assert_eq!(y[5], 0.0);
+    assert_eq!(y, cpu::softmax_rows(&x, rows, cols));
+}
+
+#[test]
+fn softmax_rows_bit_identical_to_reference() {
+    let g = gpu();
+    let mut rng = Rng(37);
+    // Rows shorter than, equal to and longer than a workgroup, and self-attention's 4096.
+    for (rows, len) in [(5usize, 1usize), (9, 63), (4, 64), (7, 65), (3, 4096), (2, 77)] {
+        let x: Vec<f32> = rng.vec(rows * len).iter().map(|v| v * 30.0).collect();
+        let y = read(&g, &softmax_rows(&g, &g.upload_f32(&x, &[rows, len]), rows, len));
+        assert_eq!(y, cpu::softmax_rows(&x, rows, len), "softmax {rows}x{len}");
+        for r in 0..rows {
+            let s: f32 = y[r * len..(r + 1) * len].iter().sum();
+            assert!((s - 1.0).abs() < 1e-4, "row {r} of {rows}x{len} sums to {s}");
+        }
+    }
+}
+
+#[test]
+fn group_norm_bit_identical_to_reference() {
+    let g = gpu();
+    let mut rng = Rng(41);
+    let cases = [
+        // GroupNorm: 2 samples, 64 channels in 32 groups of 2, 7×9 pixels (odd spatial size).
+        (GroupShape { batch: 2, channels: 64, spatial: 63, groups: 32, c0: 0 }, 64, 1e-6),
+        // A part of a bigger tensor: channels 32..48 of 96 (groups of 8).
+        (GroupShape { batch: 1, channels: 16, spatial: 100, groups: 2, c0: 32 }, 96, 1e-5),
+        // Groups longer than a workgroup's stride many times over (a 64×64 latent).
+        (GroupShape { batch: 1, channels: 8, spatial: 4096, groups: 2, c0: 0 }, 8, 1e-6),
+        // LayerNorm over 77 tokens of 40.
+        (GroupShape { batch: 77, channels: 40, spatial: 1, groups: 1, c0: 0 }, 40, 1e-5),
+    ];
+    for (s, gamma_len, eps) in cases {
+        // An offset mean, as activations have: the two-pass variance must not lose it.
+        let x: Vec<f32> = rng.vec(s.batch * s.channels * s.spatial).iter().map(|v| v * 3.0 + 5.0).collect();
+        let (gamma, beta) = (rng.vec(gamma_len), rng.vec(gamma_len));
+        let (gg, bg) = (g.upload_f32(&gamma, &[gamma_len]), g.upload_f32(&beta, &[gamma_len]));
+        let xg = g.upload_f32(&x, &[x.len()]);
+        for silu in [false, true] {
+            let y = read(&g, &group_norm(&g, &xg, &gg, &bg, s, eps, silu));
+            assert_eq!(y, cpu::group_norm(&x, &gamma, &beta, s, eps, silu), "group_norm {s:?} silu={silu}");
+        }
+        // And the textbook formula in f64.
+        let cpg = s.channels / s.groups;
+        let len = cpg * s.spatial;
+        let y = read(&g, &group_norm(&g, &xg, &gg, &bg, s, eps, false));
+        let mut want = vec![0f32; x.len()];
+        for grp in 0..s.batch * s.groups {
+            let v = &x[grp * len..(grp + 1) * len];
+            let mean = v.iter().map(|&a| a as f64).sum::<f64>() / len as f64;
+            let var = v.iter().map(|&a| (a as f64 - mean).powi(2)).sum::<f64>() / len as f64;
+            for i in 0..len {
+                let c = s.c0 + (grp % s.groups) * cpg + i / s.spatial;
+                want[grp * len + i] = ((v[i] as f64 - mean) / (var + eps as f64).sqrt() * gamma[c] as f64 + beta[c] as f64) as f32;
+            }
+        }
+        assert_close(&format!("group_norm {s:?} vs f64"), &y, &want, 1e-9);
+    }
 }
 
 #[test]
@@ -248,5 +324,36 @@ fn bmm_both_layouts_bit_identical_to_reference() {
             // identical natively and in the browser).
             assert_eq!(y, want, "bmm {layout:?} {batch}x{m}x{n}x{k}");
         }
+    }
+}
+
+#[test]
+fn flash_attn_bit_identical_to_reference() {
+    let g = gpu();
+    let mut rng = Rng(43);
+    // Rows straddling workgroups and batch entries; cross-attention's 77 keys; SD's head sizes;
+    // and (300 rows × 4,096 keys × 256) one that is split over two dispatches.
+    for (batch, tq, tk, d) in [(3usize, 5usize, 7usize, 4usize), (2, 70, 77, 40), (4, 64, 256, 16), (1, 300, 4096, 256), (1, 9, 20, 512)] {
+        let q: Vec<f32> = rng.vec(batch * tq * d).iter().map(|v| v * 2.0).collect();
+        let (k, v) = (rng.vec(batch * tk * d), rng.vec(batch * tk * d));
+        let alpha = 1.0 / (d as f32).sqrt();
+        let (qg, kg, vg) = (g.upload_f32(&q, &[batch, tq, d]), g.upload_f32(&k, &[batch, tk, d]), g.upload_f32(&v, &[batch, tk, d]));
+        let y = read(&g, &flash_attn(&g, &qg, &kg, &vg, batch, tq, tk, d, alpha));
+        assert_eq!(y, cpu::flash_attn(&q, &k, &v, batch, tq, tk, d, alpha), "flash_attn {batch}x{tq}x{tk}x{d}");
+        // And the textbook two-pass softmax in f64.
+        let mut want = vec![0f32; y.len()];
+        for row in 0..batch * tq {
+            let b = row / tq;
+            let s: Vec<f64> = (0..tk)
+                .map(|j| (0..d).map(|c| q[row * d + c] as f64 * k[(b * tk + j) * d + c] as f64).sum::<f64>() * alpha as f64)
+                .collect();
+            let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let e: Vec<f64> = s.iter().map(|x| (x - m).exp()).collect();
+            let z: f64 = e.iter().sum();
+            for c in 0..d {
+                want[row * d + c] = ((0..tk).map(|j| e[j] * v[(b * tk + j) * d + c] as f64).sum::<f64>() / z) as f32;
+            }
+        }
+        assert_close(&format!("flash_attn {batch}x{tq}x{tk}x{d} vs f64"), &y, &want, 1e-9);
     }
 }

@@ -1,6 +1,5 @@
 //! Elementwise activations of the diffusion models (`shaders/activation.wgsl`): exp, sigmoid,
-//! SiLU, quick-GELU, GELU (erf and tanh forms), tanh; and a softmax over the last dimension
-//! built on the kernel's exp with burn's max/sum reductions.
+//! SiLU, quick-GELU, GELU (erf and tanh forms), tanh. Softmax is in [`super::softmax`].
 //!
 //! Why not burn's own activations: they use WGSL's exp/tanh builtins, whose bits differ between
 //! drivers (lavapipe vs Chromium's SwiftShader: up to 12 ulp for sigmoid), which was enough to
@@ -78,12 +77,4 @@ pub fn activation(gpu: &Gpu, x: &CubeTensor, act: Act) -> CubeTensor {
 pub fn act<const D: usize>(gpu: &Gpu, x: Tensor<D>, a: Act) -> Result<Tensor<D>> {
     let x = Gpu::from_burn(x)?;
     Ok(Gpu::to_burn(activation(gpu, &x, a)))
-}
-
-/// softmax over the last dimension: e^(x − max) / Σ e^(x − max).
-pub fn softmax_last<const D: usize>(gpu: &Gpu, x: Tensor<D>) -> Result<Tensor<D>> {
-    let m = x.clone().max_dim(D - 1);
-    let e = act(gpu, x - m, Act::Exp)?;
-    let s = e.clone().sum_dim(D - 1);
-    Ok(e / s)
 }

@@ -14,11 +14,13 @@ pub mod attention;
 pub mod bmm;
 pub mod conv;
 pub mod ffn;
+pub mod flash_attn;
 pub mod ggml_ref;
 pub mod matmul;
 pub mod norm;
 pub mod reference;
 pub mod rope;
+pub mod softmax;
 
 use burn::backend::wgpu::{KernelSource, SourceKernel, SourceTemplate};
 use burn::cubecl::prelude::KernelId;
@@ -29,6 +31,13 @@ use crate::gpu::Gpu;
 use crate::quant::GgmlType;
 
 pub const QUANT_WGSL: &str = include_str!("../../shaders/quant.wgsl");
+/// `det_exp`, the driver-independent e^x, appended to the shaders named in [`uses_det_exp`].
+pub const DET_EXP_WGSL: &str = include_str!("../../shaders/det_exp.wgsl");
+
+/// The shaders that call `det_exp` (WGSL has no includes: the host appends the file).
+fn uses_det_exp(name: &str) -> bool {
+    matches!(name, "activation" | "softmax" | "group_norm" | "flash_attn")
+}
 
 /// One of our WGSL shaders, optionally specialised for a ggml quant type.
 #[derive(Clone, Debug)]
@@ -42,7 +51,8 @@ pub struct ShaderKernel {
     /// A variant of the shader (`{{ mode }}`): the matmul's "q8" mode, `quantize_act`'s
     /// target; "" where unused.
     pub variant: &'static str,
-    /// Weight rows per invocation of the matmul (`{{ rows }}`); 0 where unused.
+    /// Weight rows per invocation of the matmul (`{{ rows }}`); flash_attn's head size in
+    /// vec4s; 0 where unused.
     pub rows: u32,
 }
 
@@ -77,6 +87,14 @@ impl KernelSource for ShaderKernel {
             .register("mode", self.variant);
         let template = match self.name {
             "matmul_q" => matmul_code(self.tile_t, self.rows, self.variant == "q8").into_iter().fold(template, |t, (k, v)| t.register(k, v)),
+            _ => template,
+        };
+        let template = match uses_det_exp(self.name) {
+            true => template.add_template(DET_EXP_WGSL),
+            false => template,
+        };
+        let template = match self.name {
+            "flash_attn" => flash_attn::shader_code(self.rows).into_iter().fold(template, |t, (k, v)| t.register(k, v)),
             _ => template,
         };
         let template = match self.name {

@@ -227,3 +227,117 @@ pub fn conv2d(x: &[f32], w: &[f32], bias: &[f32], s: crate::kernels::conv::ConvS
     }
     y
 }
+
+/// `shaders/det_exp.wgsl` operation for operation (f32, no fused multiply-adds, round half to
+/// even, the literals spelled as there): equal to the GPU's bits, which the softmax and
+/// group-norm twins rely on.
+#[allow(clippy::excessive_precision)]
+pub fn det_exp(x: f32) -> f32 {
+    if x > 88.3 {
+        return f32::INFINITY;
+    }
+    if x < -86.0 {
+        return 0.0;
+    }
+    let n = (x * 1.44269504_f32).round_ties_even();
+    let r = (x - n * 0.693359375) + n * 2.12194440e-4;
+    let mut p = 1.9875691500e-4_f32;
+    for c in [1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1_f32] {
+        p = p * r + c;
+    }
+    let er = (p * (r * r) + r) + 1.0;
+    er * f32::from_bits(((n as i32 + 127) as u32) << 23)
+}
+
+/// What a workgroup of 64 computes for `f` over `len` values: invocation t folds elements
+/// t, t + 64, … in turn (from `init`), then the 64 partials meet in a tree (32, 16, … 1).
+fn tree_fold(len: usize, init: f32, at: impl Fn(usize) -> f32, f: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut part = [init; 64];
+    for (t, acc) in part.iter_mut().enumerate() {
+        for i in (t..len).step_by(64) {
+            *acc = f(*acc, at(i));
+        }
+    }
+    let mut stride = 32;
+    while stride > 0 {
+        for t in 0..stride {
+            part[t] = f(part[t], part[t + stride]);
+        }
+        stride /= 2;
+    }
+    part[0]
+}
+
+/// The twin of `shaders/softmax.wgsl`: softmax of each of `rows` rows of `len`.
+pub fn softmax_rows(x: &[f32], rows: usize, len: usize) -> Vec<f32> {
+    let mut y = vec![0f32; rows * len];
+    for r in 0..rows {
+        let row = &x[r * len..(r + 1) * len];
+        let m = tree_fold(len, f32::NEG_INFINITY, |i| row[i], f32::max);
+        let s = tree_fold(len, 0.0, |i| det_exp(row[i] - m), |a, b| a + b);
+        for i in 0..len {
+            y[r * len + i] = det_exp(row[i] - m) / s;
+        }
+    }
+    y
+}
+
+/// The twin of `shaders/group_norm.wgsl`: GroupNorm / LayerNorm as [`GroupShape`] describes
+/// (see there), then SiLU if `silu`.
+///
+/// [`GroupShape`]: crate::kernels::norm::GroupShape
+pub fn group_norm(x: &[f32], gamma: &[f32], beta: &[f32], s: crate::kernels::norm::GroupShape, eps: f32, silu: bool) -> Vec<f32> {
+    let cpg = s.channels / s.groups;
+    let len = cpg * s.spatial;
+    let mut y = vec![0f32; x.len()];
+    for g in 0..s.batch * s.groups {
+        let xs = &x[g * len..(g + 1) * len];
+        let mean = tree_fold(len, 0.0, |i| xs[i], |a, b| a + b) / len as f32;
+        let var = tree_fold(len, 0.0, |i| (xs[i] - mean) * (xs[i] - mean), |a, b| a + b) / len as f32;
+        let inv = 1.0 / (var + eps).sqrt();
+        let ch0 = (g % s.groups) * cpg + s.c0;
+        for i in 0..len {
+            let c = ch0 + i / s.spatial;
+            let v = (xs[i] - mean) * inv * gamma[c] + beta[c];
+            y[g * len + i] = if silu { v / (1.0 + det_exp(-v)) } else { v };
+        }
+    }
+    y
+}
+
+/// The twin of `shaders/flash_attn.wgsl`: o = softmax(alpha · q·kᵀ)·v per batch entry with the
+/// online softmax, operation for operation (q [batch, tq, d], k/v [batch, tk, d]).
+#[allow(clippy::too_many_arguments)]
+pub fn flash_attn(q: &[f32], k: &[f32], v: &[f32], batch: usize, tq: usize, tk: usize, d: usize, alpha: f32) -> Vec<f32> {
+    let mut o = vec![0f32; batch * tq * d];
+    for row in 0..batch * tq {
+        let b = row / tq;
+        let qr = &q[row * d..(row + 1) * d];
+        let mut acc = vec![0f32; d];
+        let (mut m, mut l) = (f32::NEG_INFINITY, 0f32);
+        for j in 0..tk {
+            let kr = &k[(b * tk + j) * d..(b * tk + j + 1) * d];
+            let mut s = 0f32;
+            for c in 0..d {
+                s += qr[c] * kr[c];
+            }
+            s *= alpha;
+            if s > m {
+                let c = det_exp(m - s);
+                l *= c;
+                acc.iter_mut().for_each(|a| *a *= c);
+                m = s;
+            }
+            let p = det_exp(s - m);
+            l += p;
+            let vr = &v[(b * tk + j) * d..(b * tk + j + 1) * d];
+            for c in 0..d {
+                acc[c] += p * vr[c];
+            }
+        }
+        for c in 0..d {
+            o[row * d + c] = acc[c] / l;
+        }
+    }
+    o
+}

@@ -58,14 +58,14 @@ impl Resnet {
 
     /// x [B, C_in, H, W], temb [B, T] (already silu'd by the caller) → [B, C_out, H, W]
     pub fn forward(&self, gpu: &Gpu, x: Tensor<4>, temb: Option<&Tensor<2>>) -> Result<Tensor<4>> {
-        let mut h = self.conv1.forward(gpu, act(gpu, self.norm1.forward(x.clone()), Act::Silu)?)?;
+        let mut h = self.conv1.forward(gpu, self.norm1.forward(gpu, x.clone(), true)?)?;
         if let (Some(proj), Some(t)) = (&self.temb, temb) {
             let [b, c] = t.dims();
             let e = proj.forward(gpu, t.clone().reshape([1, b, c]))?;
             let c_out = e.dims()[2];
             h = h + e.reshape([b, c_out, 1, 1]);
         }
-        let h = self.conv2.forward(gpu, act(gpu, self.norm2.forward(h), Act::Silu)?)?;
+        let h = self.conv2.forward(gpu, self.norm2.forward(gpu, h, true)?)?;
         let skip = match &self.shortcut {
             Some(s) => s.forward(gpu, x)?,
             None => x,
@@ -77,9 +77,9 @@ impl Resnet {
 impl Resnet {
     /// The same block (no time embedding: the VAE's) over channel parts that each fit `budget`.
     pub fn forward_parts(&self, gpu: &Gpu, x: Parts, budget: u64) -> Result<Parts> {
-        let h = Parts(x.0.clone()).try_map(|p, c0| act(gpu, self.norm1.forward_part(p, c0), Act::Silu))?;
+        let h = Parts(x.0.clone()).try_map(|p, c0| self.norm1.forward_part(gpu, p, c0, true))?;
         let h = self.conv1.forward_parts(gpu, &h, self.norm2.unit(), budget)?;
-        let h = h.try_map(|p, c0| act(gpu, self.norm2.forward_part(p, c0), Act::Silu))?;
+        let h = h.try_map(|p, c0| self.norm2.forward_part(gpu, p, c0, true))?;
         let h = self.conv2.forward_parts(gpu, &h, self.norm2.unit(), budget)?;
         let skip = match &self.shortcut {
             Some(s) => s.forward_parts(gpu, &x, self.norm2.unit(), budget)?,
@@ -187,12 +187,12 @@ impl Transformer2D {
     /// x [B, C, H, W], ctx [B, S, C_ctx] → [B, C, H, W]
     pub fn forward(&self, gpu: &Gpu, x: Tensor<4>, ctx: &Tensor<3>) -> Result<Tensor<4>> {
         let [b, c, h, w] = x.dims();
-        let t = self.norm.forward(x.clone()).reshape([b, c, h * w]).swap_dims(1, 2);
+        let t = self.norm.forward(gpu, x.clone(), false)?.reshape([b, c, h * w]).swap_dims(1, 2);
         let mut t = self.proj_in.forward(gpu, t)?;
         for blk in &self.blocks {
-            t = t.clone() + blk.attn1.forward(gpu, blk.norm1.forward(t), None)?;
-            t = t.clone() + blk.attn2.forward(gpu, blk.norm2.forward(t), Some(ctx))?;
-            let g = blk.geglu.forward(gpu, blk.norm3.forward(t.clone()))?;
+            t = t.clone() + blk.attn1.forward(gpu, blk.norm1.forward(gpu, t)?, None)?;
+            t = t.clone() + blk.attn2.forward(gpu, blk.norm2.forward(gpu, t)?, Some(ctx))?;
+            let g = blk.geglu.forward(gpu, blk.norm3.forward(gpu, t.clone())?)?;
             let inner = g.dims()[2] / 2;
             // diffusers' GEGLU: hidden, gate = proj(x).chunk(2); hidden · gelu(gate)
             let hidden = g.clone().narrow(2, 0, inner);
@@ -221,7 +221,7 @@ impl SpatialSelfAttn {
 
     pub fn forward(&self, gpu: &Gpu, x: Tensor<4>) -> Result<Tensor<4>> {
         let [b, c, h, w] = x.dims();
-        let t = self.norm.forward(x.clone()).reshape([b, c, h * w]).swap_dims(1, 2);
+        let t = self.norm.forward(gpu, x.clone(), false)?.reshape([b, c, h * w]).swap_dims(1, 2);
         let t = self.attn.forward(gpu, t, None)?;
         Ok(t.swap_dims(1, 2).reshape([b, c, h, w]) + x)
     }

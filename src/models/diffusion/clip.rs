@@ -126,19 +126,19 @@ impl ClipText {
         let mask = Tensor::<4>::from_data(TensorData::new(m, [1, 1, t, t]), &gpu.device);
         let heads = self.cfg.num_attention_heads;
         for l in &self.layers {
-            let h = l.ln1.forward(x.clone());
+            let h = l.ln1.forward(gpu, x.clone())?;
             let q = split_heads(l.q.forward(gpu, h.clone())?, heads);
             let k = split_heads(l.k.forward(gpu, h.clone())?, heads);
             let v = split_heads(l.v.forward(gpu, h)?, heads);
             let a = merge_heads(attention(gpu, q, k, v, Some(mask.clone()), gpu.max_binding / 2)?);
             x = x + l.out.forward(gpu, a)?;
-            let h = l.fc1.forward(gpu, l.ln2.forward(x.clone()))?;
+            let h = l.fc1.forward(gpu, l.ln2.forward(gpu, x.clone())?)?;
             let h = act(gpu, h, match self.act {
                 Act::QuickGelu => Kernel::QuickGelu,
                 Act::Gelu => Kernel::Gelu,
             })?;
             x = x + l.fc2.forward(gpu, h)?;
         }
-        Ok(self.final_ln.forward(x))
+        self.final_ln.forward(gpu, x)
     }
 }

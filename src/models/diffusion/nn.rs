@@ -14,10 +14,12 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::kernels::activation::softmax_last;
 use crate::kernels::bmm::{bmm, BLayout};
+use crate::kernels::flash_attn;
 use crate::kernels::conv::{conv2d, conv2d_into, ConvShape, ConvWeight, ConvWindow};
 use crate::kernels::matmul::{matmul, Linear};
+use crate::kernels::norm::{group_norm, GroupShape};
+use crate::kernels::softmax::softmax_rows;
 use crate::quant::{quantize_q4_0, quantize_q8_0, GgmlType};
 use super::store::TensorStore;
 
@@ -165,15 +167,15 @@ impl<'a, T: TensorStore> Loader<'a, T> {
         if groups == 0 || channels % groups != 0 {
             return Err(Error::ModelConfig(format!("{prefix}: {channels} channels in {groups} groups")));
         }
-        let gamma = self.tensor(&format!("{prefix}.weight"), [channels]).await?;
-        let beta = self.tensor(&format!("{prefix}.bias"), [channels]).await?;
-        Ok(GroupNorm { gamma, beta, groups, eps })
+        let gamma = Gpu::from_burn(self.tensor(&format!("{prefix}.weight"), [channels]).await?)?;
+        let beta = Gpu::from_burn(self.tensor(&format!("{prefix}.bias"), [channels]).await?)?;
+        Ok(GroupNorm { gamma, beta, groups, eps: eps as f32 })
     }
 
     pub async fn layer_norm(&self, prefix: &str, dim: usize, eps: f64) -> Result<LayerNorm> {
-        let gamma = self.tensor(&format!("{prefix}.weight"), [dim]).await?;
-        let beta = self.tensor(&format!("{prefix}.bias"), [dim]).await?;
-        Ok(LayerNorm { gamma, beta, eps })
+        let gamma = Gpu::from_burn(self.tensor(&format!("{prefix}.weight"), [dim]).await?)?;
+        let beta = Gpu::from_burn(self.tensor(&format!("{prefix}.bias"), [dim]).await?)?;
+        Ok(LayerNorm { gamma, beta, eps: eps as f32 })
     }
 }
 
@@ -327,67 +329,67 @@ fn gcd(a: usize, b: usize) -> usize {
     if b == 0 { a } else { gcd(b, a % b) }
 }
 
-/// GroupNorm (Wu & He 2018): statistics over each group of channels and all pixels.
+/// GroupNorm (Wu & He 2018): statistics over each group of channels and all pixels, through
+/// `shaders/group_norm.wgsl`, optionally with the SiLU that follows it in resnets fused in.
 pub struct GroupNorm {
-    gamma: Tensor<1>,
-    beta: Tensor<1>,
+    gamma: CubeTensor,
+    beta: CubeTensor,
     groups: usize,
-    eps: f64,
+    eps: f32,
 }
 
 impl GroupNorm {
     /// Channels per group.
     pub fn unit(&self) -> usize {
-        self.gamma.dims()[0] / self.groups
+        self.gamma.meta.shape().num_elements() / self.groups
     }
 
-    /// Normalise a part holding channels `c0..c0 + C` (whole groups) of the full tensor.
-    pub fn forward_part(&self, x: Tensor<4>, c0: usize) -> Tensor<4> {
+    /// Normalise a part holding channels `c0..c0 + C` (whole groups) of the full tensor, then
+    /// SiLU if `silu`.
+    pub fn forward_part(&self, gpu: &Gpu, x: Tensor<4>, c0: usize, silu: bool) -> Result<Tensor<4>> {
         let [b, c, h, w] = x.dims();
-        let groups = c / self.unit();
-        let g = x.reshape([b, groups, (c / groups) * h * w]);
-        let (var, mean) = g.clone().var_mean_bias(2);
-        let g = (g - mean) / (var + self.eps).sqrt();
-        let x = g.reshape([b, c, h, w]);
-        let (gamma, beta) = (self.gamma.clone().narrow(0, c0, c), self.beta.clone().narrow(0, c0, c));
-        x * gamma.reshape([1, c, 1, 1]) + beta.reshape([1, c, 1, 1])
+        let s = GroupShape { batch: b, channels: c, spatial: h * w, groups: c / self.unit(), c0 };
+        let y = group_norm(gpu, &Gpu::from_burn(x)?, &self.gamma, &self.beta, s, self.eps, silu);
+        Ok(Gpu::to_burn(y))
     }
 
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let [b, c, h, w] = x.dims();
-        let g = x.reshape([b, self.groups, (c / self.groups) * h * w]);
-        let (var, mean) = g.clone().var_mean_bias(2);
-        let g = (g - mean) / (var + self.eps).sqrt();
-        let x = g.reshape([b, c, h, w]);
-        x * self.gamma.clone().reshape([1, c, 1, 1]) + self.beta.clone().reshape([1, c, 1, 1])
+    /// Normalise the whole tensor, then SiLU if `silu`.
+    pub fn forward(&self, gpu: &Gpu, x: Tensor<4>, silu: bool) -> Result<Tensor<4>> {
+        self.forward_part(gpu, x, 0, silu)
     }
 }
 
-/// LayerNorm over the last dimension.
+/// LayerNorm over the last dimension (`shaders/group_norm.wgsl` with one group per row).
 pub struct LayerNorm {
-    gamma: Tensor<1>,
-    beta: Tensor<1>,
-    eps: f64,
+    gamma: CubeTensor,
+    beta: CubeTensor,
+    eps: f32,
 }
 
 impl LayerNorm {
-    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let c = x.dims()[2];
-        let (var, mean) = x.clone().var_mean_bias(2);
-        let x = (x - mean) / (var + self.eps).sqrt();
-        x * self.gamma.clone().reshape([1, 1, c]) + self.beta.clone().reshape([1, 1, c])
+    pub fn forward(&self, gpu: &Gpu, x: Tensor<3>) -> Result<Tensor<3>> {
+        let [b, t, c] = x.dims();
+        let s = GroupShape { batch: b * t, channels: c, spatial: 1, groups: 1, c0: 0 };
+        Ok(Gpu::to_burn(group_norm(gpu, &Gpu::from_burn(x)?, &self.gamma, &self.beta, s, self.eps, false)))
     }
 }
 
 /// Scaled dot-product attention, softmax(q·kᵀ·scale + mask)·v, for q [B, H, Tq, d],
-/// k/v [B, H, Tk, d] → [B, H, Tq, d]. Queries are processed in chunks so the score matrix of
-/// one chunk stays under `budget` bytes (a 64×64 latent has 4096 queries: the full matrix of
-/// 8 heads would be 512 MiB, over most storage-binding limits).
+/// k/v [B, H, Tk, d] → [B, H, Tq, d]. Without a mask, and for head sizes that are a multiple
+/// of 4, one fused kernel; otherwise (CLIP's causal mask) queries are processed in chunks so
+/// the score matrix of one chunk stays under `budget` bytes (a 64×64 latent has 4096 queries:
+/// the full matrix of 8 heads would be 512 MiB, over most storage-binding limits).
 pub fn attention(gpu: &Gpu, q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Option<Tensor<4>>, budget: u64) -> Result<Tensor<4>> {
     let [b, h, tq, d] = q.dims();
     let tk = k.dims()[2];
     let bh = b * h;
     let scale = (1.0 / (d as f64).sqrt()) as f32;
+    if mask.is_none() && flash_attn::supports(d) {
+        // Fused: no score matrix, no softmax pass (shaders/flash_attn.wgsl).
+        let [qc, kc, vc] = [q.reshape([bh, tq, d]), k.reshape([bh, tk, d]), v.reshape([bh, tk, d])].map(Gpu::from_burn);
+        let o = flash_attn::flash_attn(gpu, &qc?, &kc?, &vc?, bh, tq, tk, d, scale);
+        return Ok(Gpu::to_burn::<3>(o).reshape([b, h, tq, d]));
+    }
     // Our batched matmul (bmm.wgsl) on contiguous [B·H, T, d] copies: burn's matmul ran these
     // shapes 10-100× slower on lavapipe, and its summation order is not ours to pin down.
     let kc = Gpu::from_burn(k.reshape([bh, tk, d]))?;
@@ -403,7 +405,7 @@ pub fn attention(gpu: &Gpu, q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Opti
             Some(m) => s + m.clone().narrow(2, start, len),
             None => s,
         };
-        let p = Gpu::from_burn(softmax_last(gpu, s)?.reshape([bh, len, tk]))?;
+        let p = softmax_rows(gpu, &Gpu::from_burn(s)?, bh * len, tk);
         Ok(Gpu::to_burn::<3>(bmm(gpu, &p, &vc, BLayout::Plain, bh, len, d, tk, 1.0)).reshape([b, h, len, d]))
     };
     if chunk >= tq {

@@ -174,6 +174,6 @@ impl Unet {
                 x = u.forward(gpu, x)?;
             }
         }
-        self.conv_out.forward(gpu, act(gpu, self.norm_out.forward(x), Act::Silu)?)
+        self.conv_out.forward(gpu, self.norm_out.forward(gpu, x, true)?)
     }
 }

@@ -12,7 +12,6 @@ use super::config::VaeConfig;
 use super::nn::{part_channels, Conv2d, GroupNorm, Loader, Parts};
 use crate::error::Result;
 use crate::gpu::Gpu;
-use crate::kernels::activation::{act, Act};
 use super::store::TensorStore;
 
 const EPS: f64 = 1e-6;
@@ -99,7 +98,7 @@ impl VaeDecoder {
                 x = u.forward_parts(gpu, x, unit, budget)?;
             }
         }
-        let x = x.try_map(|p, c0| act(gpu, self.norm_out.forward_part(p, c0), Act::Silu))?;
+        let x = x.try_map(|p, c0| self.norm_out.forward_part(gpu, p, c0, true))?;
         Ok(self.conv_out.forward_parts(gpu, &x, 1, budget)?.join())
     }
 }
@@ -182,7 +181,7 @@ impl VaeEncoder {
         x = self.mid_res0.forward(gpu, x, None)?;
         x = self.mid_attn.forward(gpu, x)?;
         x = self.mid_res1.forward(gpu, x, None)?;
-        let mut m = self.conv_out.forward(gpu, act(gpu, self.norm_out.forward(x), Act::Silu)?)?;
+        let mut m = self.conv_out.forward(gpu, self.norm_out.forward(gpu, x, true)?)?;
         if let Some(q) = &self.quant {
             m = q.forward(gpu, m)?;
         }

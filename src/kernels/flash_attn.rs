@@ -1,0 +1,82 @@
+//! Fused attention for the diffusion models (`shaders/flash_attn.wgsl`): softmax(α·q·kᵀ)·v
+//! with an online softmax, one invocation per query row, never materialising the scores.
+//! Used for every unmasked attention whose head size is a multiple of 4 up to 512 (UNet self-
+//! and cross-attention, the VAE's mid-block); CLIP's causal attention keeps bmm + softmax.
+
+use burn::backend::wgpu::CubeTensor;
+
+use super::{grid, launch, ShaderKernel};
+use crate::gpu::Gpu;
+
+const SRC: &str = include_str!("../../shaders/flash_attn.wgsl");
+
+/// Multiply-adds per dispatch, roughly: a large attention is split into several dispatches
+/// of whole query rows so none runs for long (browsers reset a GPU that hangs ~2 s, and a
+/// CPU-emulated adapter is slow). 2²⁸ is ~50 ms of lavapipe time here per dispatch.
+const WORK_PER_DISPATCH: usize = 1 << 28;
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    tq: u32,
+    tk: u32,
+    rows: u32,
+    row0: u32,
+    alpha: f32,
+    one: f32,
+    inf: f32,
+    _pad0: u32,
+}
+
+/// Whether [`flash_attn`] takes this head size.
+pub fn supports(d: usize) -> bool {
+    d > 0 && d % 4 == 0 && d <= 512
+}
+
+/// q [batch, tq, d], k and v [batch, tk, d] (contiguous) → o [batch, tq, d] =
+/// softmax(alpha · q·kᵀ) · v per batch entry. `d` must pass [`supports`].
+#[allow(clippy::too_many_arguments)]
+pub fn flash_attn(gpu: &Gpu, q: &CubeTensor, k: &CubeTensor, v: &CubeTensor, batch: usize, tq: usize, tk: usize, d: usize, alpha: f32) -> CubeTensor {
+    // The shader trusts these (cubecl builds modules without bounds checks).
+    debug_assert!(supports(d), "flash_attn: head size {d}");
+    debug_assert_eq!(q.meta.shape().num_elements(), batch * tq * d, "flash_attn: q is not [batch, tq, d]");
+    debug_assert_eq!(k.meta.shape().num_elements(), batch * tk * d, "flash_attn: k is not [batch, tk, d]");
+    debug_assert_eq!(v.meta.shape().num_elements(), batch * tk * d, "flash_attn: v is not [batch, tk, d]");
+    let o = gpu.empty_f32(&[batch, tq, d]);
+    let total = batch * tq;
+    let per = (WORK_PER_DISPATCH / (tk * d).max(1)).max(64);
+    let kernel = ShaderKernel { rows: (d / 4) as u32, ..ShaderKernel::plain("flash_attn", SRC) };
+    let mut row0 = 0;
+    while row0 < total {
+        let rows = per.min(total - row0);
+        let p = Params {
+            tq: tq as u32,
+            tk: tk as u32,
+            rows: rows as u32,
+            row0: row0 as u32,
+            alpha,
+            one: 1.0,
+            inf: f32::INFINITY,
+            _pad0: 0,
+        };
+        let (gx, gy) = grid((rows as u32).div_ceil(64));
+        let buffers = vec![q.handle.clone().binding(), k.handle.clone().binding(), v.handle.clone().binding(), o.handle.clone().binding()];
+        launch(gpu, kernel.clone(), (gx, gy, 1), buffers, &p);
+        row0 += rows;
+    }
+    o
+}
+
+/// The shader's unrolled code for a head of `d4` vec4s.
+pub(crate) fn shader_code(d4: u32) -> Vec<(&'static str, String)> {
+    let each = |f: &dyn Fn(u32) -> String| (0..d4).map(f).collect::<Vec<_>>().join("\n");
+    vec![
+        ("d4", d4.to_string()),
+        ("q_decl", each(&|c| format!("    let q{c} = Q[qo + {c}u];"))),
+        ("a_decl", each(&|c| format!("    var a{c} = vec4<f32>(0.0);"))),
+        ("dot", each(&|c| format!("        s = add4(s, q{c} * K[kj + {c}u]);"))),
+        ("rescale", each(&|c| format!("            a{c} = a{c} * c;"))),
+        ("accum", each(&|c| format!("        a{c} = a{c} + p * V[kj + {c}u];"))),
+        ("store", each(&|c| format!("    O[qo + {c}u] = a{c} / l;"))),
+    ]
+}

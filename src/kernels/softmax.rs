@@ -1,0 +1,44 @@
+//! Softmax over the last dimension (`shaders/softmax.wgsl`): one workgroup per row, max and
+//! sum reductions in a fixed order, e^x from `det_exp`. The diffusion models' attention
+//! probabilities go through it.
+//!
+//! It replaced burn's max_dim/sum_dim around our exp kernel: four dispatches and two
+//! intermediate tensors per call became one, and the sum's order is now ours (its CPU twin,
+//! [`reference::softmax_rows`](super::reference::softmax_rows), gives the same bits).
+
+use burn::backend::wgpu::CubeTensor;
+use burn::tensor::Tensor;
+
+use super::{grid, launch, ShaderKernel};
+use crate::error::Result;
+use crate::gpu::Gpu;
+
+const SRC: &str = include_str!("../../shaders/softmax.wgsl");
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    rows: u32,
+    len: u32,
+    one: f32,
+    inf: f32,
+}
+
+/// y[r, :] = softmax(x[r, :]) for `rows` contiguous rows of `len`; y has x's shape.
+pub fn softmax_rows(gpu: &Gpu, x: &CubeTensor, rows: usize, len: usize) -> CubeTensor {
+    debug_assert_eq!(x.meta.shape().num_elements(), rows * len, "softmax: x is not [rows, len]");
+    let y = gpu.empty_f32(&x.meta.shape().to_vec());
+    let p = Params { rows: rows as u32, len: len as u32, one: 1.0, inf: f32::INFINITY };
+    let (gx, gy) = grid(rows as u32);
+    launch(gpu, ShaderKernel::plain("softmax", SRC), (gx, gy, 1), vec![x.handle.clone().binding(), y.handle.clone().binding()], &p);
+    y
+}
+
+/// softmax over the last dimension of a burn tensor.
+pub fn softmax_last<const D: usize>(gpu: &Gpu, x: Tensor<D>) -> Result<Tensor<D>> {
+    let dims = x.dims();
+    let len = dims[D - 1];
+    let rows = dims.iter().product::<usize>() / len.max(1);
+    let x = Gpu::from_burn(x)?;
+    Ok(Gpu::to_burn(softmax_rows(gpu, &x, rows, len)))
+}
