@@ -1,7 +1,9 @@
-// det_exp(x): e^x from IEEE-rounded arithmetic only, the same bits on every driver (see the
-// traps in activation.wgsl). Not a shader of its own: the host appends this file to the
-// shaders that need it (activation, softmax, group_norm), each of which declares
-// `P.one` (1.0) and `P.inf` (+inf) in its params, for the reasons given there.
+// det_exp(x): e^x from IEEE-rounded arithmetic only, the same bits on every driver that
+// rounds +, −, × and ÷ as IEEE does (lavapipe and SwiftShader do; WGSL itself allows ÷ and
+// sqrt 2.5 ulp, so a GPU may not); see the traps in activation.wgsl. Not a shader of its own:
+// the host appends this file to the shaders that need it (activation, softmax, group_norm,
+// flash_attn), each of which declares `P.one` (1.0) and `P.inf` (+inf) in its params, for the
+// reasons given there.
 
 // e^x, within 2 ulp of the true value: x = n·ln2 + r (Cody–Waite split of ln2, |r| ≤ ln2/2),
 // e^r by Cephes' expf polynomial, 2^n by building the exponent bits. Below −86 it is 0 (the

@@ -11,9 +11,10 @@
 // host (SwiftShader's JIT keeps loop-indexed arrays in memory). `row0` offsets the rows so the
 // host can split a large attention over several dispatches.
 //
-// Same bits on every driver: the dot product is summed component by component in a fixed
-// order (WGSL's dot() leaves its order to the driver), e^x is det_exp (appended by the host),
-// and the output is a division. kernels::reference::flash_attn does the same in the same order.
+// Same bits on every IEEE-exact driver (lavapipe, SwiftShader; WGSL allows ÷ 2.5 ulp): the
+// dot product is summed component by component in a fixed order (WGSL's dot() leaves its
+// order to the driver), e^x is det_exp (appended by the host), and the output is a division.
+// kernels::reference::flash_attn does the same in the same order.
 
 struct Params {
     // rows (queries) per batch entry, keys per batch entry, rows of this dispatch, first row

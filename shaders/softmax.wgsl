@@ -1,6 +1,7 @@
 // Softmax over rows: Y[r, :] = e^(X[r, :] − m) / Σ e^(X[r, :] − m), m the row's maximum.
-// One workgroup of 64 per row (the attention scores of one query: 77 keys for cross-attention,
-// H·W for self-attention). det_exp (shaders/det_exp.wgsl, appended by the host) instead of
+// One workgroup of 64 per row (the attention scores of one query where the fused
+// flash_attn.wgsl does not apply: CLIP's causal attention, the VAE's 512-wide head).
+// det_exp (shaders/det_exp.wgsl, appended by the host) instead of
 // WGSL's exp, so the bits are the same on every driver; −inf scores (a mask) give exactly 0.
 //
 // Sums run in a fixed order: invocation `lid` adds elements lid, lid + 64, … in turn, then the

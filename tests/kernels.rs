@@ -246,18 +246,26 @@ fn softmax_matches_reference() {
     // The true softmax, within float rounding; the twin, to the bit.
     assert_close("softmax", &y, &want, 1e-7);
     assert_eq!(y[5], 0.0);
-    assert_eq!(y, cpu::softmax_rows(&x, rows, cols));
+    assert_bits("softmax", &y, &cpu::softmax_rows(&x, rows, cols));
+}
+
+/// Equal to the bit (`==` on floats would let −0 pass for +0).
+fn assert_bits(what: &str, got: &[f32], want: &[f32]) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let differ: Vec<_> = (0..got.len()).filter(|&i| got[i].to_bits() != want[i].to_bits()).take(5).map(|i| (i, got[i], want[i])).collect();
+    assert!(differ.is_empty(), "{what}: (index, gpu, cpu twin) {differ:?}");
 }
 
 #[test]
 fn softmax_rows_bit_identical_to_reference() {
     let g = gpu();
     let mut rng = Rng(37);
-    // Rows shorter than, equal to and longer than a workgroup, and self-attention's 4096.
-    for (rows, len) in [(5usize, 1usize), (9, 63), (4, 64), (7, 65), (3, 4096), (2, 77)] {
+    // Rows shorter than, equal to and longer than a workgroup, self-attention's 4096, and more
+    // rows than one grid dimension holds (the 2-D dispatch).
+    for (rows, len) in [(5usize, 1usize), (9, 63), (4, 64), (7, 65), (3, 4096), (2, 77), (70_000, 3)] {
         let x: Vec<f32> = rng.vec(rows * len).iter().map(|v| v * 30.0).collect();
         let y = read(&g, &softmax_rows(&g, &g.upload_f32(&x, &[rows, len]), rows, len));
-        assert_eq!(y, cpu::softmax_rows(&x, rows, len), "softmax {rows}x{len}");
+        assert_bits(&format!("softmax {rows}x{len}"), &y, &cpu::softmax_rows(&x, rows, len));
         for r in 0..rows {
             let s: f32 = y[r * len..(r + 1) * len].iter().sum();
             assert!((s - 1.0).abs() < 1e-4, "row {r} of {rows}x{len} sums to {s}");
@@ -278,6 +286,8 @@ fn group_norm_bit_identical_to_reference() {
         (GroupShape { batch: 1, channels: 8, spatial: 4096, groups: 2, c0: 0 }, 8, 1e-6),
         // LayerNorm over 77 tokens of 40.
         (GroupShape { batch: 77, channels: 40, spatial: 1, groups: 1, c0: 0 }, 40, 1e-5),
+        // More rows than one grid dimension holds (the 2-D dispatch).
+        (GroupShape { batch: 70_000, channels: 4, spatial: 1, groups: 1, c0: 0 }, 4, 1e-5),
     ];
     for (s, gamma_len, eps) in cases {
         // An offset mean, as activations have: the two-pass variance must not lose it.
@@ -287,7 +297,7 @@ fn group_norm_bit_identical_to_reference() {
         let xg = g.upload_f32(&x, &[x.len()]);
         for silu in [false, true] {
             let y = read(&g, &group_norm(&g, &xg, &gg, &bg, s, eps, silu));
-            assert_eq!(y, cpu::group_norm(&x, &gamma, &beta, s, eps, silu), "group_norm {s:?} silu={silu}");
+            assert_bits(&format!("group_norm {s:?} silu={silu}"), &y, &cpu::group_norm(&x, &gamma, &beta, s, eps, silu));
         }
         // And the textbook formula in f64.
         let cpg = s.channels / s.groups;
@@ -322,7 +332,7 @@ fn bmm_both_layouts_bit_identical_to_reference() {
             let want = cpu::bmm(&a, &b, trans, batch, m, n, k, 0.37);
             // Same operations in the same order: equal to the bit (what keeps a picture
             // identical natively and in the browser).
-            assert_eq!(y, want, "bmm {layout:?} {batch}x{m}x{n}x{k}");
+            assert_bits(&format!("bmm {layout:?} {batch}x{m}x{n}x{k}"), &y, &want);
         }
     }
 }
@@ -332,14 +342,15 @@ fn flash_attn_bit_identical_to_reference() {
     let g = gpu();
     let mut rng = Rng(43);
     // Rows straddling workgroups and batch entries; cross-attention's 77 keys; SD's head sizes;
-    // and (300 rows × 4,096 keys × 256) one that is split over two dispatches.
-    for (batch, tq, tk, d) in [(3usize, 5usize, 7usize, 4usize), (2, 70, 77, 40), (4, 64, 256, 16), (1, 300, 4096, 256), (1, 9, 20, 512)] {
+    // and one split over two dispatches (768 rows each at 4,096 keys × 160), the second
+    // starting inside the third batch entry.
+    for (batch, tq, tk, d) in [(3usize, 5usize, 7usize, 4usize), (2, 70, 77, 40), (4, 64, 256, 16), (3, 300, 4096, 160)] {
         let q: Vec<f32> = rng.vec(batch * tq * d).iter().map(|v| v * 2.0).collect();
         let (k, v) = (rng.vec(batch * tk * d), rng.vec(batch * tk * d));
         let alpha = 1.0 / (d as f32).sqrt();
         let (qg, kg, vg) = (g.upload_f32(&q, &[batch, tq, d]), g.upload_f32(&k, &[batch, tk, d]), g.upload_f32(&v, &[batch, tk, d]));
         let y = read(&g, &flash_attn(&g, &qg, &kg, &vg, batch, tq, tk, d, alpha));
-        assert_eq!(y, cpu::flash_attn(&q, &k, &v, batch, tq, tk, d, alpha), "flash_attn {batch}x{tq}x{tk}x{d}");
+        assert_bits(&format!("flash_attn {batch}x{tq}x{tk}x{d}"), &y, &cpu::flash_attn(&q, &k, &v, batch, tq, tk, d, alpha));
         // And the textbook two-pass softmax in f64.
         let mut want = vec![0f32; y.len()];
         for row in 0..batch * tq {

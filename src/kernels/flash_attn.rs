@@ -1,7 +1,9 @@
 //! Fused attention for the diffusion models (`shaders/flash_attn.wgsl`): softmax(α·q·kᵀ)·v
 //! with an online softmax, one invocation per query row, never materialising the scores.
-//! Used for every unmasked attention whose head size is a multiple of 4 up to 512 (UNet self-
-//! and cross-attention, the VAE's mid-block); CLIP's causal attention keeps bmm + softmax.
+//! Used for every unmasked attention whose head size is a multiple of 4 up to 160 (UNet self-
+//! and cross-attention: SD 1.x heads are 40 to 160 wide, SD 2.x 64); CLIP's causal attention
+//! and the VAE's one 512-wide head keep bmm + softmax (an invocation holding 2 × 512 floats
+//! would spill on a GPU, and at 512² the VAE's 4,096 rows would be only 64 workgroups).
 
 use burn::backend::wgpu::CubeTensor;
 
@@ -10,10 +12,11 @@ use crate::gpu::Gpu;
 
 const SRC: &str = include_str!("../../shaders/flash_attn.wgsl");
 
-/// Multiply-adds per dispatch, roughly: a large attention is split into several dispatches
-/// of whole query rows so none runs for long (browsers reset a GPU that hangs ~2 s, and a
-/// CPU-emulated adapter is slow). 2²⁸ is ~50 ms of lavapipe time here per dispatch.
-const WORK_PER_DISPATCH: usize = 1 << 28;
+/// Multiply-adds per dispatch (q·k and p·v both counted), roughly: a large attention is split
+/// into dispatches of whole workgroups of query rows so none runs for long on a CPU-emulated
+/// adapter (browsers reset a GPU that hangs ~2 s), while a real GPU still gets thousands of
+/// invocations per dispatch (SD 1.5 at 512²: 3,264 rows of 4,096 keys × 40, 20 dispatches).
+const WORK_PER_DISPATCH: usize = 1 << 30;
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -30,7 +33,7 @@ struct Params {
 
 /// Whether [`flash_attn`] takes this head size.
 pub fn supports(d: usize) -> bool {
-    d > 0 && d % 4 == 0 && d <= 512
+    d > 0 && d % 4 == 0 && d <= 160
 }
 
 /// q [batch, tq, d], k and v [batch, tk, d] (contiguous) → o [batch, tq, d] =
@@ -44,7 +47,7 @@ pub fn flash_attn(gpu: &Gpu, q: &CubeTensor, k: &CubeTensor, v: &CubeTensor, bat
     debug_assert_eq!(v.meta.shape().num_elements(), batch * tk * d, "flash_attn: v is not [batch, tk, d]");
     let o = gpu.empty_f32(&[batch, tq, d]);
     let total = batch * tq;
-    let per = (WORK_PER_DISPATCH / (tk * d).max(1)).max(64);
+    let per = ((WORK_PER_DISPATCH / (2 * tk * d).max(1)) / 64 * 64).max(64);
     let kernel = ShaderKernel { rows: (d / 4) as u32, ..ShaderKernel::plain("flash_attn", SRC) };
     let mut row0 = 0;
     while row0 < total {

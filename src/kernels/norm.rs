@@ -72,9 +72,13 @@ pub fn group_norm(gpu: &Gpu, x: &CubeTensor, gamma: &CubeTensor, beta: &CubeTens
     debug_assert_eq!(x.meta.shape().num_elements(), s.batch * s.channels * s.spatial, "group_norm: x is not {s:?}");
     debug_assert!(s.groups > 0 && s.channels % s.groups == 0, "group_norm: {s:?}");
     debug_assert!(gamma.meta.shape().num_elements() >= s.c0 + s.channels && beta.meta.shape().num_elements() >= s.c0 + s.channels);
-    let cpg = s.channels / s.groups;
+    let cpg = s.channels / s.groups.max(1);
     let n_groups = s.batch * s.groups;
     let y = gpu.empty_f32(&x.meta.shape().to_vec());
+    if n_groups == 0 || s.spatial == 0 || cpg == 0 {
+        // Nothing to normalise; the shader's `n_groups − 1` would wrap.
+        return y;
+    }
     let p = GnParams {
         len: (cpg * s.spatial) as u32,
         spatial: s.spatial as u32,

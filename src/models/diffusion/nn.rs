@@ -376,7 +376,8 @@ impl LayerNorm {
 
 /// Scaled dot-product attention, softmax(q·kᵀ·scale + mask)·v, for q [B, H, Tq, d],
 /// k/v [B, H, Tk, d] → [B, H, Tq, d]. Without a mask, and for head sizes that are a multiple
-/// of 4, one fused kernel; otherwise (CLIP's causal mask) queries are processed in chunks so
+/// of 4 up to 160, one fused kernel; otherwise (CLIP's causal mask, the VAE's 512-wide head)
+/// bmm + softmax, with queries processed in chunks so
 /// the score matrix of one chunk stays under `budget` bytes (a 64×64 latent has 4096 queries:
 /// the full matrix of 8 heads would be 512 MiB, over most storage-binding limits).
 pub fn attention(gpu: &Gpu, q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Option<Tensor<4>>, budget: u64) -> Result<Tensor<4>> {
