@@ -9,7 +9,7 @@ use aigc::kernels::ffn::swiglu;
 use aigc::kernels::flash_attn::flash_attn;
 use aigc::kernels::matmul::{get_rows, matmul, matmul_into, Linear};
 use aigc::kernels::norm::{group_norm, rms_norm, GroupShape};
-use aigc::kernels::softmax::{softmax_last, softmax_rows};
+use aigc::kernels::softmax::softmax_rows;
 use aigc::kernels::reference as cpu;
 use aigc::kernels::rope::{rope_store, rope_table, HeadShape, RopeMode};
 use aigc::quant::GgmlType;
@@ -219,20 +219,17 @@ fn det_exp_twin_is_bit_identical() {
     x.extend([0.0, -0.0, 0.3465736, -0.3465736, 0.34657362, 88.3, 88.4, -86.0, -86.1, 1e-30]);
     let y = read(&g, &activation(&g, &g.upload_f32(&x, &[x.len()]), Act::Exp));
     let want: Vec<f32> = x.iter().map(|&v| cpu::det_exp(v)).collect();
-    let differ: Vec<_> = (0..x.len()).filter(|&i| y[i].to_bits() != want[i].to_bits()).take(5).map(|i| (x[i], y[i], want[i])).collect();
-    assert!(differ.is_empty(), "det_exp GPU vs twin (x, gpu, cpu): {differ:?}");
+    assert_bits("det_exp", &y, &want);
 }
 
 #[test]
 fn softmax_matches_reference() {
-    use burn::tensor::{Tensor, TensorData};
     let g = gpu();
     let mut rng = Rng(29);
     let (rows, cols) = (37, 77);
     let mut x: Vec<f32> = rng.vec(rows * cols).iter().map(|v| v * 20.0).collect();
     x[5] = f32::NEG_INFINITY; // a masked key
-    let t = Tensor::<2>::from_data(TensorData::new(x.clone(), [rows, cols]), &g.device);
-    let y = pollster::block_on(aigc::models::diffusion::nn::read_tensor(&g, softmax_last(&g, t).expect("softmax"))).expect("read");
+    let y = read(&g, &softmax_rows(&g, &g.upload_f32(&x, &[rows, cols]), rows, cols));
     let mut want = vec![0f32; rows * cols];
     for r in 0..rows {
         let row = &x[r * cols..(r + 1) * cols];

@@ -31,13 +31,9 @@ use crate::gpu::Gpu;
 use crate::quant::GgmlType;
 
 pub const QUANT_WGSL: &str = include_str!("../../shaders/quant.wgsl");
-/// `det_exp`, the driver-independent e^x, appended to the shaders named in [`uses_det_exp`].
-pub const DET_EXP_WGSL: &str = include_str!("../../shaders/det_exp.wgsl");
-
-/// The shaders that call `det_exp` (WGSL has no includes: the host appends the file).
-fn uses_det_exp(name: &str) -> bool {
-    matches!(name, "activation" | "softmax" | "group_norm" | "flash_attn")
-}
+/// `det_exp`, the driver-independent e^x, appended to every shader that calls it (WGSL has no
+/// includes).
+const DET_EXP_WGSL: &str = include_str!("../../shaders/det_exp.wgsl");
 
 /// One of our WGSL shaders, optionally specialised for a ggml quant type.
 #[derive(Clone, Debug)]
@@ -85,21 +81,17 @@ impl KernelSource for ShaderKernel {
             .register("tile_t", self.tile_t.to_string())
             .register("rows", self.rows.to_string())
             .register("mode", self.variant);
-        let template = match self.name {
-            "matmul_q" => matmul_code(self.tile_t, self.rows, self.variant == "q8").into_iter().fold(template, |t, (k, v)| t.register(k, v)),
-            _ => template,
+        // The shaders whose code is generated unrolled by the host.
+        let code = match self.name {
+            "matmul_q" => matmul_code(self.tile_t, self.rows, self.variant == "q8"),
+            "flash_attn" => flash_attn::shader_code(self.rows),
+            "conv2d" => conv::shader_code(self.tile_t, self.variant).to_vec(),
+            _ => Vec::new(),
         };
-        let template = match uses_det_exp(self.name) {
+        let template = code.into_iter().fold(template, |t, (k, v)| t.register(k, v));
+        let template = match self.source.contains("det_exp(") {
             true => template.add_template(DET_EXP_WGSL),
             false => template,
-        };
-        let template = match self.name {
-            "flash_attn" => flash_attn::shader_code(self.rows).into_iter().fold(template, |t, (k, v)| t.register(k, v)),
-            _ => template,
-        };
-        let template = match self.name {
-            "conv2d" => conv::shader_code(self.tile_t, self.variant).into_iter().fold(template, |t, (k, v)| t.register(k, v)),
-            _ => template,
         };
         match self.qtype {
             Some(ty) => template

@@ -7,10 +7,8 @@
 //! [`reference::softmax_rows`](super::reference::softmax_rows), gives the same bits).
 
 use burn::backend::wgpu::CubeTensor;
-use burn::tensor::Tensor;
 
 use super::{grid, launch, ShaderKernel};
-use crate::error::Result;
 use crate::gpu::Gpu;
 
 const SRC: &str = include_str!("../../shaders/softmax.wgsl");
@@ -36,13 +34,4 @@ pub fn softmax_rows(gpu: &Gpu, x: &CubeTensor, rows: usize, len: usize) -> CubeT
     let (gx, gy) = grid(rows as u32);
     launch(gpu, ShaderKernel::plain("softmax", SRC), (gx, gy, 1), vec![x.handle.clone().binding(), y.handle.clone().binding()], &p);
     y
-}
-
-/// softmax over the last dimension of a burn tensor.
-pub fn softmax_last<const D: usize>(gpu: &Gpu, x: Tensor<D>) -> Result<Tensor<D>> {
-    let dims = x.dims();
-    let len = dims[D - 1];
-    let rows = dims.iter().product::<usize>() / len.max(1);
-    let x = Gpu::from_burn(x)?;
-    Ok(Gpu::to_burn(softmax_rows(gpu, &x, rows, len)))
 }

@@ -4,8 +4,8 @@
 //! Weights are f32 on the GPU by default. Linear layers run through our matmul kernel
 //! (`shaders/matmul_q.wgsl`): as f32 rows, or with [`WeightQuant::Q8_0`] / [`WeightQuant::Q4_0`]
 //! quantized once at load (GGUF block layout) and dequantized in registers; a layer whose input
-//! width is not a whole number of 32-wide blocks stays f32 on burn's matmul. Convolutions are quantized too, in
-//! blocks of 32 output channels of one tap (`shaders/conv2d.wgsl`).
+//! width is not a whole number of 32-wide blocks stays f32 on burn's matmul. Convolutions are
+//! quantized too, in blocks of 32 output channels of one tap (`shaders/conv2d.wgsl`).
 //! Shapes follow PyTorch: activations [B, C, H, W] for convs, [B, T, C] for transformer layers;
 //! linear weights [out, in], conv weights [out, in, kh, kw].
 
@@ -167,15 +167,20 @@ impl<'a, T: TensorStore> Loader<'a, T> {
         if groups == 0 || channels % groups != 0 {
             return Err(Error::ModelConfig(format!("{prefix}: {channels} channels in {groups} groups")));
         }
-        let gamma = Gpu::from_burn(self.tensor(&format!("{prefix}.weight"), [channels]).await?)?;
-        let beta = Gpu::from_burn(self.tensor(&format!("{prefix}.bias"), [channels]).await?)?;
+        let (gamma, beta) = self.affine(prefix, channels).await?;
         Ok(GroupNorm { gamma, beta, groups, eps: eps as f32 })
     }
 
     pub async fn layer_norm(&self, prefix: &str, dim: usize, eps: f64) -> Result<LayerNorm> {
-        let gamma = Gpu::from_burn(self.tensor(&format!("{prefix}.weight"), [dim]).await?)?;
-        let beta = Gpu::from_burn(self.tensor(&format!("{prefix}.bias"), [dim]).await?)?;
+        let (gamma, beta) = self.affine(prefix, dim).await?;
         Ok(LayerNorm { gamma, beta, eps: eps as f32 })
+    }
+
+    /// A norm's per-channel scale and shift (`{prefix}.weight`, `{prefix}.bias`) as kernel inputs.
+    async fn affine(&self, prefix: &str, n: usize) -> Result<(CubeTensor, CubeTensor)> {
+        let gamma = Gpu::from_burn(self.tensor(&format!("{prefix}.weight"), [n]).await?)?;
+        let beta = Gpu::from_burn(self.tensor(&format!("{prefix}.bias"), [n]).await?)?;
+        Ok((gamma, beta))
     }
 }
 
@@ -377,9 +382,9 @@ impl LayerNorm {
 /// Scaled dot-product attention, softmax(q·kᵀ·scale + mask)·v, for q [B, H, Tq, d],
 /// k/v [B, H, Tk, d] → [B, H, Tq, d]. Without a mask, and for head sizes that are a multiple
 /// of 4 up to 160, one fused kernel; otherwise (CLIP's causal mask, the VAE's 512-wide head)
-/// bmm + softmax, with queries processed in chunks so
-/// the score matrix of one chunk stays under `budget` bytes (a 64×64 latent has 4096 queries:
-/// the full matrix of 8 heads would be 512 MiB, over most storage-binding limits).
+/// bmm + softmax, with queries processed in chunks so the score matrix of one chunk stays under
+/// `budget` bytes (a 64×64 latent has 4096 queries: the full matrix of 8 heads would be
+/// 512 MiB, over most storage-binding limits).
 pub fn attention(gpu: &Gpu, q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Option<Tensor<4>>, budget: u64) -> Result<Tensor<4>> {
     let [b, h, tq, d] = q.dims();
     let tk = k.dims()[2];
