@@ -1,3 +1,4 @@
+{{ enable }}
 // Elementwise activations of the diffusion models: Y[i] = act(X[i]), act chosen by `{{ mode }}`
 // (exp, sigmoid, silu, quick_gelu, gelu, gelu_tanh, tanh).
 //
@@ -32,8 +33,8 @@ struct Params {
     _pad4: u32,
 }
 
-@group(0) @binding(0) var<storage, read_write> X: array<f32>;
-@group(0) @binding(1) var<storage, read_write> Y: array<f32>;
+@group(0) @binding(0) var<storage, read_write> X: array<{{ act }}>;
+@group(0) @binding(1) var<storage, read_write> Y: array<{{ act }}>;
 @group(0) @binding(2) var<uniform> P: Params;
 
 // det_exp(x): shaders/det_exp.wgsl, appended to this source by the host.
@@ -94,5 +95,5 @@ fn act_gelu_tanh(x: f32) -> f32 {
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.x + gid.y * nwg.x * 64u;
     if (i >= P.n) { return; }
-    Y[i] = act_{{ mode }}(X[i]);
+    Y[i] = {{ act }}(act_{{ mode }}(f32(X[i])));
 }

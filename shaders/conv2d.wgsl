@@ -1,3 +1,4 @@
+{{ enable }}
 // 2-D convolution as an implicit GEMM, NCHW activations:
 //   Y[b, o, y, x] (+)= bias[o] + Σ_{c, i, j} X[b, c, y·s − pt + i, x·s − pl + j] · W[(c·k + i)·k + j, o]
 // with zero padding (taps outside the input read 0). Padding is given as top/left; bottom/right
@@ -41,10 +42,10 @@ struct Params {
     x_ct: u32,     // channels in X
 }
 
-@group(0) @binding(0) var<storage, read_write> X: array<f32>;
+@group(0) @binding(0) var<storage, read_write> X: array<{{ act }}>;
 @group(0) @binding(1) var<storage, read_write> W: array<u32>;
 @group(0) @binding(2) var<storage, read_write> B: array<f32>;
-@group(0) @binding(3) var<storage, read_write> Y: array<f32>;
+@group(0) @binding(3) var<storage, read_write> Y: array<{{ act }}>;
 @group(0) @binding(4) var<uniform> P: Params;
 
 // The 8 weights of output channels o .. o+7 (o a multiple of 8) at weight row `row`.
@@ -86,7 +87,7 @@ fn w8_q4_0(row: u32, o: u32) -> W8 {
 
 // Input X[xr + ix], or 0 left/right of the row (ix wrapped around below 0 is huge).
 fn xat(xr: u32, ix: u32) -> f32 {
-    return select(0.0, X[xr + min(ix, P.w - 1u)], ix < P.w);
+    return select(0.0, f32(X[xr + min(ix, P.w - 1u)]), ix < P.w);
 }
 
 // Output channel o at pixels ox .. ox + 3 of row oy.
@@ -98,8 +99,8 @@ fn store(b: u32, o: u32, oy: u32, ox: u32, acc: vec4<f32>) {
     for (var q = 0u; q < 4u; q++) {
         if (ox + q < P.wo) {
             var v = acc[q] + bias;
-            if ((P.flags & 1u) != 0u) { v += Y[y0 + q]; }
-            Y[y0 + q] = v;
+            if ((P.flags & 1u) != 0u) { v += f32(Y[y0 + q]); }
+            Y[y0 + q] = {{ act }}(v);
         }
     }
 }

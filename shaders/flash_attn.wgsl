@@ -1,3 +1,4 @@
+{{ enable }}
 // Fused attention of the diffusion models (no mask, any number of keys): for each query row
 //   O[b, i, :] = Σ_j p_j V[b, j, :] / Σ_j p_j,  p_j = e^(s_j − m),  s_j = alpha · Q[b, i, :]·K[b, j, :]
 // with the running maximum m updated key by key (the online softmax of Milakov & Gimelshein
@@ -29,10 +30,10 @@ struct Params {
     _pad0: u32,
 }
 
-@group(0) @binding(0) var<storage, read_write> Q: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read_write> K: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> V: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> O: array<vec4<f32>>;
+@group(0) @binding(0) var<storage, read_write> Q: array<vec4<{{ act }}>>;
+@group(0) @binding(1) var<storage, read_write> K: array<vec4<{{ act }}>>;
+@group(0) @binding(2) var<storage, read_write> V: array<vec4<{{ act }}>>;
+@group(0) @binding(3) var<storage, read_write> O: array<vec4<{{ act }}>>;
 @group(0) @binding(4) var<uniform> P: Params;
 
 // s + t.x + t.y + t.z + t.w, left to right.

@@ -1,3 +1,4 @@
+{{ enable }}
 // GroupNorm and LayerNorm: each group of `len` contiguous values is normalised by its own mean
 // and variance, then scaled and shifted per channel, then (mode "silu") passed through SiLU:
 //   Y = act((X − mean) · (1 / sqrt(var + eps)) · gamma[c] + beta[c]).
@@ -30,10 +31,10 @@ struct Params {
     _pad2: u32,
 }
 
-@group(0) @binding(0) var<storage, read_write> X: array<f32>;
+@group(0) @binding(0) var<storage, read_write> X: array<{{ act }}>;
 @group(0) @binding(1) var<storage, read_write> Gamma: array<f32>;
 @group(0) @binding(2) var<storage, read_write> Beta: array<f32>;
-@group(0) @binding(3) var<storage, read_write> Y: array<f32>;
+@group(0) @binding(3) var<storage, read_write> Y: array<{{ act }}>;
 @group(0) @binding(4) var<uniform> P: Params;
 
 var<workgroup> red: array<f32, 64>;
@@ -69,12 +70,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let x0 = g * P.len;
     var s = 0.0;
     for (var i = lid; i < P.len; i += 64u) {
-        s += X[x0 + i];
+        s += f32(X[x0 + i]);
     }
     let mean = tree_sum(lid, s) / f32(P.len);
     var q = 0.0;
     for (var i = lid; i < P.len; i += 64u) {
-        let d = X[x0 + i] - mean;
+        let d = f32(X[x0 + i]) - mean;
         q += d * d;
     }
     let var_ = tree_sum(lid, q) / f32(P.len);
@@ -83,6 +84,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let n = select(0u, P.len, gi < P.n_groups);
     for (var i = lid; i < n; i += 64u) {
         let c = ch0 + i / P.spatial;
-        Y[x0 + i] = act_{{ mode }}((X[x0 + i] - mean) * inv * Gamma[c] + Beta[c]);
+        Y[x0 + i] = {{ act }}(act_{{ mode }}((f32(X[x0 + i]) - mean) * inv * Gamma[c] + Beta[c]));
     }
 }

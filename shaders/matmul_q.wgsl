@@ -1,3 +1,4 @@
+{{ enable }}
 // Quantized matmul: Y[t, n] (+)= sum_k X[t, k] * W[n, k] (+ bias[n]), W in (repacked) GGUF blocks.
 //
 // One invocation per (ROWS output rows, tile of TILE_T tokens): it walks the rows' 32-element
@@ -32,15 +33,17 @@ struct Params {
 }
 
 @group(0) @binding(0) var<storage, read_write> W: array<u32>;
-@group(0) @binding(1) var<storage, read_write> X: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read_write> X: array<vec4<{{ act }}>>;
 @group(0) @binding(2) var<storage, read_write> B: array<f32>;
-@group(0) @binding(3) var<storage, read_write> Y: array<f32>;
+@group(0) @binding(3) var<storage, read_write> Y: array<{{ act }}>;
 @group(0) @binding(4) var<uniform> P: Params;
 
 // X[t, 32c .. 32c+32] (from vec4 index x0) into registers.
 fn load_x(x: ptr<function, array<vec4<f32>, 8>>, x0: u32) {
-    (*x)[0] = X[x0];      (*x)[1] = X[x0 + 1u]; (*x)[2] = X[x0 + 2u]; (*x)[3] = X[x0 + 3u];
-    (*x)[4] = X[x0 + 4u]; (*x)[5] = X[x0 + 5u]; (*x)[6] = X[x0 + 6u]; (*x)[7] = X[x0 + 7u];
+    (*x)[0] = vec4<f32>(X[x0]);      (*x)[1] = vec4<f32>(X[x0 + 1u]);
+    (*x)[2] = vec4<f32>(X[x0 + 2u]); (*x)[3] = vec4<f32>(X[x0 + 3u]);
+    (*x)[4] = vec4<f32>(X[x0 + 4u]); (*x)[5] = vec4<f32>(X[x0 + 5u]);
+    (*x)[6] = vec4<f32>(X[x0 + 6u]); (*x)[7] = vec4<f32>(X[x0 + 7u]);
 }
 
 // v · x, in the fixed order every tile size shares.
@@ -54,7 +57,7 @@ fn dot32(v: ptr<function, array<vec4<f32>, 8>>, x: ptr<function, array<vec4<f32>
 // `iquant32` as integers and (p, m): ggml's per-block float arithmetic on an exact integer dot.
 fn xparams(tok: u32, c: u32) -> vec2<f32> {
     let i = (P.t * P.k) / 2u + tok * (P.k / 32u) + c;
-    let x = X[i / 2u];
+    let x = vec4<f32>(X[i / 2u]);
     if ((i & 1u) == 0u) { return x.xy; }
     return x.zw;
 }
@@ -72,8 +75,8 @@ fn store(t: u32, row: u32, acc: f32, bias: f32) {
     if (t < P.t) {
         let o = t * P.out_stride + P.out_col + row;
         var y = acc + bias;
-        if ((P.flags & 2u) != 0u) { y += Y[o]; }
-        Y[o] = y;
+        if ((P.flags & 2u) != 0u) { y += f32(Y[o]); }
+        Y[o] = {{ act }}(y);
     }
 }
 

@@ -21,10 +21,12 @@ use burn::backend::wgpu::CubeTensor;
 use burn::backend::wgpu::{wgpu, WgpuSetup};
 use burn::backend::{Cube, CubeDevice};
 use burn::cubecl::client::Client;
+use burn::cubecl::MemoryScope;
 use burn::cubecl::server::Handle;
 use burn::tensor::{DType, Device, Shape, Tensor, TensorData};
 
 use crate::error::{Error, Result};
+use crate::kernels::Precision;
 
 /// What the adapter is and what it allows, as shown by `aigc inspect` and the page.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -235,11 +237,25 @@ impl Gpu {
         self.upload_bytes(bytemuck::cast_slice(data))
     }
 
+    /// Bytes of device memory burn's pools hold right now (in use plus kept for reuse),
+    /// weights included. `aigc image --json` reports its largest value over the steps.
+    pub fn memory_reserved(&self) -> u64 {
+        self.client.memory_report(MemoryScope::Device).usage().bytes_reserved
+    }
+
     /// An uninitialised f32 tensor.
     pub fn empty_f32(&self, shape: &[usize]) -> CubeTensor {
+        self.empty(shape, Precision::F32)
+    }
+
+    /// An uninitialised tensor of f32 or f16 values (a kernel's output, stored as its input is).
+    pub fn empty(&self, shape: &[usize], p: Precision) -> CubeTensor {
         let n: usize = shape.iter().product::<usize>().max(1);
-        let handle = self.client.empty(n * 4);
-        self.tensor(handle, shape)
+        // Whole u32 words: an f16 tensor of odd length is still bound as a word array.
+        let handle = self.client.empty((n * p.bytes()).div_ceil(4) * 4);
+        let mut t = self.tensor(handle, shape);
+        t.dtype = p.dtype();
+        t
     }
 
     /// A zero-filled f32 tensor.
@@ -258,13 +274,19 @@ impl Gpu {
         )
     }
 
-    /// Read an f32 tensor back to the CPU (waits for all queued work before it).
+    /// Read an f32 (or f16, widened exactly) tensor back to the CPU (waits for all queued work
+    /// before it).
     pub async fn read_f32(&self, t: &CubeTensor) -> Result<Vec<f32>> {
         self.check()?;
         // A rank-1 view of the same buffer: `Tensor<1>` must hold a rank-1 primitive.
         let n = t.meta.shape().num_elements();
-        let flat = self.tensor(t.handle.clone(), &[n]);
+        let mut flat = self.tensor(t.handle.clone(), &[n]);
+        flat.dtype = t.dtype;
         let tensor = Tensor::<1>::from_primitive::<Cube>(flat);
+        let tensor = match t.dtype {
+            DType::F16 => tensor.cast(DType::F32),
+            _ => tensor,
+        };
         let data: TensorData = tensor
             .into_data_async()
             .await

@@ -228,7 +228,7 @@ fn unet_case(name: &str) {
         let ours = pollster::block_on(Unet::load(&ld, cfg.clone())).expect("load");
         let x = Tensor::<4>::from_data(TensorData::new(lat.clone(), [b, 4, hw, hw]), &gpu.device);
         let c = Tensor::<3>::from_data(TensorData::new(ctx.clone(), [b, s, cfg.cross_attention_dim]), &gpu.device);
-        read(&gpu, ours.forward(&gpu, x, &[t; 2], &c).expect("forward"))
+        read(&gpu, ours.forward(&gpu, x, &[t; 2], &c, aigc::kernels::Precision::F32).expect("forward"))
     };
     let faithful = run_ours(cfg.clone());
     cfg.geglu_tanh = true;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use aigc::gpu::Gpu;
+use aigc::kernels::Precision;
 use aigc::models::diffusion::imageio::{decode_png, encode_png, psnr, read_npy_f32, write_npy_f32};
 use aigc::models::diffusion::nn::WeightQuant;
 use aigc::models::diffusion::pipeline::{Generated, ImageRequest, SdPipeline};
@@ -130,6 +131,37 @@ fn quantized_weights_against_f32() {
         );
         assert!(p.gpu_bytes < f32_bytes);
         assert!(db >= floor, "{quant:?}: PSNR {db} dB below {floor}");
+    }
+}
+
+#[test]
+fn f16_activations_against_f32() {
+    let g = gpu();
+    let mut r = request(9, SchedulerKind::EulerAncestral);
+    if !g.report.shader_f16 {
+        // The request is refused by name, before any work.
+        let p = load("sd-tiny-v1", WeightQuant::F32);
+        r.activations = Precision::F16;
+        let e = pollster::block_on(p.generate(&r, &mut |_| true)).err().expect("f16 without shader-f16");
+        assert_eq!(e.name(), "InvalidOptionError", "{e}");
+        return;
+    }
+    // Both UNet families (v2: linear projections, 4 heads of 16 vs v1's 8 of 8), f32 and Q8_0
+    // weights. (f16 through the attention fallback and f32-weight linear layers:
+    // tests/kernels_f16.rs.)
+    for (name, quant, floor) in [("sd-tiny-v1", WeightQuant::F32, 40.0), ("sd-tiny-v2", WeightQuant::F32, 40.0), ("sd-tiny-v1", WeightQuant::Q8_0, 40.0)] {
+        let p = load(name, quant);
+        r.activations = Precision::F32;
+        let full = run(&p, &r);
+        r.activations = Precision::F16;
+        let half = run(&p, &r);
+        let again = run(&p, &r);
+        assert_eq!(half.images[0].data, again.images[0].data, "{name} {quant:?}: f16 run not reproducible");
+        assert_eq!(half.latents, again.latents, "{name} {quant:?}: f16 latents not reproducible");
+        assert_ne!(half.latents, full.latents, "{name} {quant:?}: f16 changed nothing (did it run?)");
+        let db = psnr(&half.images[0], &full.images[0]);
+        println!("{name} {quant:?}: f16 activations PSNR {db:.2} dB vs f32 activations");
+        assert!(db >= floor, "{name} {quant:?}: f16 activations PSNR {db:.2} dB below {floor}");
     }
 }
 

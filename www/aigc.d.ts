@@ -146,6 +146,11 @@ export interface ImageOptions {
   signal?: AbortSignal;
   /** TAESD previews of each candidate's denoised estimate at every step (needs `taesd/`). */
   previews?: boolean;
+  /**
+   * How the UNet stores its activations (default 'f32'). 'f16' halves them and needs an adapter
+   * with `shader_f16`; without it the call fails with InvalidOptionError. Arithmetic stays f32.
+   */
+  activations?: 'f32' | 'f16';
   /** After each step; `previews` holds one PNG per candidate when asked for, else []. */
   onStep?: (s: { step: number; steps: number; previews: Blob[] }) => void;
 }

@@ -333,7 +333,8 @@ export class Engine {
    * OpenAI images-API shaped: resolves with `{created, data: [{b64_json, blob, seed}], aigc}`.
    * Options: prompt, negative_prompt, n, size ('512x512'), steps, guidance_scale, seed,
    * scheduler ('euler' | 'euler_a' | 'dpmpp_2m' | 'ddim' | 'lcm' | 'turbo'), image and mask
-   * (PNG Blob/ArrayBuffer/Uint8Array: img2img / inpainting), strength, signal,
+   * (PNG Blob/ArrayBuffer/Uint8Array: img2img / inpainting), strength, signal, activations
+   * ('f32' | 'f16': how the UNet stores activations; f16 needs `adapter.shader_f16`),
    * onStep({step, steps, previews}) — `previews` (with `previews: true` and a model folder that
    * has `taesd/`): one PNG Blob per candidate, its TAESD picture of the denoised estimate.
    */
@@ -348,6 +349,7 @@ export class Engine {
       prompt: o.prompt, negative_prompt: o.negative_prompt ?? '', n: o.n ?? 1, size: o.size ?? '512x512',
       steps: o.steps ?? 20, guidance_scale: o.guidance_scale ?? 7.5, scheduler: o.scheduler ?? 'euler',
       seed: o.seed ?? Math.floor(Math.random() * 2 ** 32), strength: o.strength ?? 0.8, previews: !!o.previews,
+      activations: o.activations ?? 'f32',
     };
     const msg = { type: 'image', request, init: await bytesOf(o.image), mask: await bytesOf(o.mask) };
     const onProgress = (p) => o.onStep?.({

@@ -13,6 +13,7 @@ const ui = {
   file: $('image-model-file'), folder: $('image-model-folder'), drop: $('image-drop'), config: $('image-config-url'),
   prompt: $('image-prompt'), negative: $('image-negative'), steps: $('image-steps'), cfg: $('image-cfg'),
   seed: $('image-seed'), count: $('image-count'), size: $('image-size'), scheduler: $('image-scheduler'),
+  activations: $('image-activations'),
   strength: $('image-strength'), initLabel: $('image-init-label'), initClear: $('image-init-clear'),
   stopBtn: $('image-stop-btn'), generateBtn: $('image-generate-btn'), progress: $('image-progress'),
   progressLabel: $('image-progress-label'), grid: $('image-grid'),
@@ -47,9 +48,18 @@ function fail(e) {
   if (e?.name !== 'AbortError') app.showError?.(e);
 }
 
+// f16 activations only where the adapter can run f16 shaders (not SwiftShader).
+function offerF16(engine) {
+  const f16 = ui.activations.querySelector('option[value="f16"]');
+  f16.disabled = !engine?.adapter?.shader_f16;
+  if (f16.disabled && ui.activations.value === 'f16') ui.activations.value = 'f32';
+}
+app.ready.then(offerF16, () => offerF16(null));
+
 async function load() {
   try {
     const engine = await app.ready;
+    offerF16(engine);
     setState('loading');
     ui.progressLabel.textContent = 'Loading the image model…';
     ui.progress.removeAttribute('value');
@@ -161,7 +171,7 @@ async function generate() {
     const r = await engine.images.generate({
       prompt: ui.prompt.value, negative_prompt: ui.negative.value, n: Number(ui.count.value),
       size: ui.size.value, steps: Number(ui.steps.value), guidance_scale: Number(ui.cfg.value),
-      seed: Number(ui.seed.value), scheduler: ui.scheduler.value,
+      seed: Number(ui.seed.value), scheduler: ui.scheduler.value, activations: ui.activations.value,
       image: init?.blob, strength: init ? Number(ui.strength.value) : undefined,
       signal: running.signal,
       previews,

@@ -10,7 +10,7 @@
 use burn::backend::wgpu::CubeTensor;
 use burn::tensor::Tensor;
 
-use super::{grid, launch, ShaderKernel};
+use super::{grid, launch, Precision, ShaderKernel};
 use crate::error::Result;
 use crate::gpu::Gpu;
 
@@ -64,9 +64,10 @@ struct Params {
 pub fn activation(gpu: &Gpu, x: &CubeTensor, act: Act) -> CubeTensor {
     let shape = x.meta.shape().to_vec();
     let n = x.meta.shape().num_elements();
-    let y = gpu.empty_f32(&shape);
+    let prec = Precision::of(x);
+    let y = gpu.empty(&shape, prec);
     let (gx, gy) = grid((n as u32).div_ceil(64));
-    let kernel = ShaderKernel { variant: act.mode(), ..ShaderKernel::plain("activation", SRC) };
+    let kernel = ShaderKernel { variant: act.mode(), f16: prec.is_f16(), ..ShaderKernel::plain("activation", SRC) };
     let k = [std::f32::consts::FRAC_1_SQRT_2, 0.3275911, (8.0 / std::f64::consts::PI).sqrt() as f32, 0.044715];
     let p = Params { n: n as u32, one: 1.0, inf: f32::INFINITY, _pad: 0, k, c0: 1.061405429, _pad2: [0; 3] };
     launch(gpu, kernel, (gx, gy, 1), vec![x.handle.clone().binding(), y.handle.clone().binding()], &p);

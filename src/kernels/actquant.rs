@@ -116,7 +116,7 @@ pub fn quantize_act(gpu: &Gpu, x: &CubeTensor, t: usize, k: usize, mode: ActMode
     let (gx, gy) = grid(items.div_ceil(64));
     launch(
         gpu,
-        ShaderKernel { name: "quantize_act", source: SRC, qtype: None, tile_t: 0, variant: mode.shader_mode(), rows: 0 },
+        ShaderKernel { variant: mode.shader_mode(), ..ShaderKernel::plain("quantize_act", SRC) },
         (gx, gy, 1),
         vec![x.handle.clone().binding(), y.handle.clone().binding()], &p,
     );

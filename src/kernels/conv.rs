@@ -10,7 +10,7 @@
 use burn::backend::wgpu::CubeTensor;
 use burn::cubecl::server::Handle;
 
-use super::{grid, launch, wgsl_quant_name, ShaderKernel};
+use super::{grid, launch, wgsl_quant_name, Precision, ShaderKernel};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::quant::{dequantize, quantize_q4_0, quantize_q8_0, GgmlType};
@@ -176,17 +176,22 @@ pub struct ConvWindow {
     pub i0: usize,
 }
 
-/// x [B, ci, h, w], the whole weight, bias [co] → [B, co, ho, wo].
+/// x [B, ci, h, w], the whole weight, bias [co] → [B, co, ho, wo], stored as x is (f32 or f16).
 pub fn conv2d(gpu: &Gpu, x: &CubeTensor, weight: &ConvWeight, bias: &CubeTensor, s: ConvShape) -> Result<CubeTensor> {
     let (ho, wo) = s.out_hw();
-    let y = gpu.empty_f32(&[s.batch, s.co, ho, wo]);
+    let y = gpu.empty(&[s.batch, s.co, ho, wo], Precision::of(x));
     conv2d_into(gpu, x, weight, bias, s, ConvWindow::default(), &y, false, true)?;
     Ok(y)
 }
 
 /// The convolution of `x` with a window of `weight` (`s.ci` inputs from `win.i0`, `s.co`
 /// outputs from `win.o0`), written into `y` [B, s.co, ho, wo] — or added to it with
-/// `accumulate`; the bias (indexed from `win.o0`) only with `add_bias`.
+/// `accumulate`; the bias (indexed from `win.o0`) only with `add_bias`. `x` and `y` are stored
+/// alike (f32 or f16).
+///
+/// Trap (f16): a weight kept in several buffers is summed through `y`, so each part's partial
+/// sum is rounded to f16 before the next is added; one buffer (every quantized SD weight) does
+/// not round in between.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_into(
     gpu: &Gpu,
@@ -216,8 +221,12 @@ pub fn conv2d_into(
             k = weight.k
         )));
     }
-    let out_bytes = 4 * (s.batch * s.co * ho * wo) as u64;
-    let in_bytes = 4 * (s.batch * s.ci * s.h * s.w) as u64;
+    let prec = Precision::of(x);
+    if Precision::of(y) != prec {
+        return Err(Error::Gpu(format!("convolution input is {prec:?}, output {:?}", Precision::of(y))));
+    }
+    let out_bytes = (prec.bytes() * s.batch * s.co * ho * wo) as u64;
+    let in_bytes = (prec.bytes() * s.batch * s.ci * s.h * s.w) as u64;
     if out_bytes.max(in_bytes) > gpu.max_binding {
         return Err(Error::OutOfMemory(format!(
             "convolution of {in_bytes} bytes in, {out_bytes} out exceeds the {}-byte storage binding limit",
@@ -268,7 +277,15 @@ pub fn conv2d_into(
         first = false;
         launch(
             gpu,
-            ShaderKernel { name: "conv2d", source: SRC, qtype: None, tile_t: (s.k * 16 + s.stride) as u32, variant: wq, rows: 0 },
+            ShaderKernel {
+                name: "conv2d",
+                source: SRC,
+                qtype: None,
+                tile_t: (s.k * 16 + s.stride) as u32,
+                variant: wq,
+                rows: 0,
+                f16: prec.is_f16(),
+            },
             (gx, gy, z),
             vec![
                 x.handle.clone().binding(),

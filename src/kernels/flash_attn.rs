@@ -7,7 +7,7 @@
 
 use burn::backend::wgpu::CubeTensor;
 
-use super::{grid, launch, ShaderKernel};
+use super::{grid, launch, Precision, ShaderKernel};
 use crate::gpu::Gpu;
 
 const SRC: &str = include_str!("../../shaders/flash_attn.wgsl");
@@ -45,10 +45,13 @@ pub fn flash_attn(gpu: &Gpu, q: &CubeTensor, k: &CubeTensor, v: &CubeTensor, bat
     debug_assert_eq!(q.meta.shape().num_elements(), batch * tq * d, "flash_attn: q is not [batch, tq, d]");
     debug_assert_eq!(k.meta.shape().num_elements(), batch * tk * d, "flash_attn: k is not [batch, tk, d]");
     debug_assert_eq!(v.meta.shape().num_elements(), batch * tk * d, "flash_attn: v is not [batch, tk, d]");
-    let o = gpu.empty_f32(&[batch, tq, d]);
+    // q, k, v and o are stored alike (f32 or f16).
+    let prec = Precision::of(q);
+    debug_assert!(Precision::of(k) == prec && Precision::of(v) == prec, "flash_attn: mixed precisions");
+    let o = gpu.empty(&[batch, tq, d], prec);
     let total = batch * tq;
     let per = ((WORK_PER_DISPATCH / (2 * tk * d).max(1)) / 64 * 64).max(64);
-    let kernel = ShaderKernel { rows: (d / 4) as u32, ..ShaderKernel::plain("flash_attn", SRC) };
+    let kernel = ShaderKernel { rows: (d / 4) as u32, f16: prec.is_f16(), ..ShaderKernel::plain("flash_attn", SRC) };
     let mut row0 = 0;
     while row0 < total {
         let rows = per.min(total - row0);
@@ -71,15 +74,16 @@ pub fn flash_attn(gpu: &Gpu, q: &CubeTensor, k: &CubeTensor, v: &CubeTensor, bat
 }
 
 /// The shader's unrolled code for a head of `d4` vec4s.
-pub(crate) fn shader_code(d4: u32) -> Vec<(&'static str, String)> {
+pub(crate) fn shader_code(d4: u32, f16: bool) -> Vec<(&'static str, String)> {
+    let act = if f16 { "f16" } else { "f32" };
     let each = |f: &dyn Fn(u32) -> String| (0..d4).map(f).collect::<Vec<_>>().join("\n");
     vec![
         ("d4", d4.to_string()),
-        ("q_decl", each(&|c| format!("    let q{c} = Q[qo + {c}u];"))),
+        ("q_decl", each(&|c| format!("    let q{c} = vec4<f32>(Q[qo + {c}u]);"))),
         ("a_decl", each(&|c| format!("    var a{c} = vec4<f32>(0.0);"))),
-        ("dot", each(&|c| format!("        s = add4(s, q{c} * K[kj + {c}u]);"))),
+        ("dot", each(&|c| format!("        s = add4(s, q{c} * vec4<f32>(K[kj + {c}u]));"))),
         ("rescale", each(&|c| format!("            a{c} = a{c} * c;"))),
-        ("accum", each(&|c| format!("        a{c} = a{c} + p * V[kj + {c}u];"))),
-        ("store", each(&|c| format!("    O[qo + {c}u] = a{c} / l;"))),
+        ("accum", each(&|c| format!("        a{c} = a{c} + p * vec4<f32>(V[kj + {c}u]);"))),
+        ("store", each(&|c| format!("    O[qo + {c}u] = vec4<{act}>(a{c} / l);"))),
     ]
 }

@@ -14,7 +14,7 @@ use burn::backend::wgpu::CubeTensor;
 use burn::cubecl::server::Handle;
 
 use super::actquant::{quantize_act, ActMode, Numerics};
-use super::{grid, launch, ShaderKernel};
+use super::{grid, launch, Precision, ShaderKernel};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::quant::GgmlType;
@@ -223,7 +223,8 @@ pub fn matmul(gpu: &Gpu, x: &CubeTensor, lin: &Linear, t: usize) -> CubeTensor {
 
 /// [`matmul`] with the chosen numerics.
 pub fn linear(gpu: &Gpu, x: &CubeTensor, lin: &Linear, t: usize, numerics: Numerics) -> CubeTensor {
-    let y = gpu.empty_f32(&[t, lin.n_out]);
+    // Stored as x is (f32, or f16 for the diffusion models' f16 activations).
+    let y = gpu.empty(&[t, lin.n_out], Precision::of(x));
     linear_into(gpu, x, lin, t, &y, false, numerics);
     y
 }
@@ -274,9 +275,13 @@ pub fn linear_into(gpu: &Gpu, x: &CubeTensor, lin: &Linear, t: usize, y: &CubeTe
             _pad: 0,
         };
         let variant = if act.is_some_and(ActMode::is_integer) { "q8" } else { "" };
+        // f16 storage of X and Y (the shader trusts both to be alike: cubecl builds modules
+        // without bounds checks); `quantize_act`'s rounded activations (text only) are f32.
+        let f16 = Precision::of(y).is_f16();
+        debug_assert!(Precision::of(&input) == Precision::of(y), "matmul_q: input and output precisions differ");
         launch(
             gpu,
-            ShaderKernel { name: "matmul_q", source: MATMUL, qtype: Some(w.ty), tile_t: tile, variant, rows },
+            ShaderKernel { name: "matmul_q", source: MATMUL, qtype: Some(w.ty), tile_t: tile, variant, rows, f16 },
             (gx, gy, (t as u32).div_ceil(tile)),
             vec![
                 w.handle.clone().binding(),
@@ -318,7 +323,7 @@ pub fn get_rows(gpu: &Gpu, emb: &Linear, ids: &Handle, t: usize) -> CubeTensor {
         let (gx, gy) = grid(items.div_ceil(64));
         launch(
             gpu,
-            ShaderKernel { name: "get_rows", source: GET_ROWS, qtype: Some(w.ty), tile_t: 0, variant: "", rows: 0 },
+            ShaderKernel { qtype: Some(w.ty), ..ShaderKernel::plain("get_rows", GET_ROWS) },
             (gx, gy, 1),
             vec![w.handle.clone().binding(), ids.clone().binding(), y.handle.clone().binding()], &p,
         );

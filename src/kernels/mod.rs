@@ -6,7 +6,8 @@
 //! order inputs, outputs, params (a `#[repr(C)]` struct mirrored in WGSL, a uniform buffer: see
 //! [`launch`]), group 0. Dispatches over more than 65535 workgroups are folded into 2-D
 //! ([`grid`]); shaders rebuild the linear index from `num_workgroups`.
-//! Pipelines are cached by cubecl under [`ShaderKernel::id`]: (kernel name, quant type).
+//! Pipelines are cached by cubecl under [`ShaderKernel::id`]: (kernel name, quant type, tile,
+//! variant, rows, f16).
 
 pub mod activation;
 pub mod actquant;
@@ -50,11 +51,14 @@ pub struct ShaderKernel {
     /// Weight rows per invocation of the matmul (`{{ rows }}`); flash_attn's head size in
     /// vec4s; 0 where unused.
     pub rows: u32,
+    /// Activations stored as f16 (`{{ act }}` = f16 and `enable f16;` in `{{ enable }}`; the
+    /// arithmetic stays f32): see [`Precision`]. Only for shaders that declare them.
+    pub f16: bool,
 }
 
 impl ShaderKernel {
     pub fn plain(name: &'static str, source: &'static str) -> Self {
-        ShaderKernel { name, source, qtype: None, tile_t: 0, variant: "", rows: 0 }
+        ShaderKernel { name, source, qtype: None, tile_t: 0, variant: "", rows: 0, f16: false }
     }
 }
 
@@ -80,11 +84,13 @@ impl KernelSource for ShaderKernel {
         let template = SourceTemplate::new(self.source)
             .register("tile_t", self.tile_t.to_string())
             .register("rows", self.rows.to_string())
-            .register("mode", self.variant);
+            .register("mode", self.variant)
+            .register("enable", if self.f16 { "enable f16;" } else { "" })
+            .register("act", if self.f16 { "f16" } else { "f32" });
         // The shaders whose code is generated unrolled by the host.
         let code = match self.name {
             "matmul_q" => matmul_code(self.tile_t, self.rows, self.variant == "q8"),
-            "flash_attn" => flash_attn::shader_code(self.rows),
+            "flash_attn" => flash_attn::shader_code(self.rows, self.f16),
             "conv2d" => conv::shader_code(self.tile_t, self.variant).to_vec(),
             _ => Vec::new(),
         };
@@ -102,7 +108,7 @@ impl KernelSource for ShaderKernel {
     }
 
     fn id(&self) -> KernelId {
-        KernelId::new::<Self>().info((self.name, self.qtype.map(|t| t.id()), self.tile_t, self.variant, self.rows))
+        KernelId::new::<Self>().info((self.name, self.qtype.map(|t| t.id()), self.tile_t, self.variant, self.rows, self.f16))
     }
 
     fn lang(&self) -> &'static str {
@@ -158,6 +164,62 @@ fn matmul_code(tile: u32, rows: u32, q8: bool) -> Vec<(&'static str, String)> {
             }),
         ),
     ]
+}
+
+/// How activations are stored between kernels. The arithmetic inside every kernel is f32
+/// either way; f16 halves the bytes moved and held, on adapters with `shader-f16` (lavapipe has
+/// it, Chrome's SwiftShader does not). burn's own ops on f16 tensors (adds, concatenation) do
+/// compute in f16.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Precision {
+    #[default]
+    F32,
+    F16,
+}
+
+impl Precision {
+    /// "f32" | "f16" (the CLI's and the page's spelling).
+    pub fn parse(s: &str) -> crate::error::Result<Precision> {
+        match s.to_ascii_lowercase().as_str() {
+            "f32" | "" => Ok(Precision::F32),
+            "f16" => Ok(Precision::F16),
+            other => Err(crate::error::Error::InvalidOption(format!("activations \"{other}\": expected f32 or f16"))),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::F16 => "f16",
+        }
+    }
+
+    /// The precision a kernel input is stored in (anything but F16 is taken as F32: the
+    /// engine makes no other float tensors).
+    pub fn of(t: &burn::backend::wgpu::CubeTensor) -> Precision {
+        match t.dtype {
+            burn::tensor::DType::F16 => Precision::F16,
+            _ => Precision::F32,
+        }
+    }
+
+    pub fn dtype(self) -> burn::tensor::DType {
+        match self {
+            Precision::F32 => burn::tensor::DType::F32,
+            Precision::F16 => burn::tensor::DType::F16,
+        }
+    }
+
+    pub fn bytes(self) -> usize {
+        match self {
+            Precision::F32 => 4,
+            Precision::F16 => 2,
+        }
+    }
+
+    pub fn is_f16(self) -> bool {
+        self == Precision::F16
+    }
 }
 
 /// Split a workgroup count over x and y so neither exceeds 65535.

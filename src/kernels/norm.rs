@@ -4,7 +4,7 @@
 
 use burn::backend::wgpu::CubeTensor;
 
-use super::{grid, launch, ShaderKernel};
+use super::{grid, launch, Precision, ShaderKernel};
 use crate::gpu::Gpu;
 
 const SRC: &str = include_str!("../../shaders/rms_norm.wgsl");
@@ -74,7 +74,8 @@ pub fn group_norm(gpu: &Gpu, x: &CubeTensor, gamma: &CubeTensor, beta: &CubeTens
     debug_assert!(gamma.meta.shape().num_elements() >= s.c0 + s.channels && beta.meta.shape().num_elements() >= s.c0 + s.channels);
     let cpg = s.channels / s.groups.max(1);
     let n_groups = s.batch * s.groups;
-    let y = gpu.empty_f32(&x.meta.shape().to_vec());
+    let prec = Precision::of(x);
+    let y = gpu.empty(&x.meta.shape().to_vec(), prec);
     if n_groups == 0 || s.spatial == 0 || cpg == 0 {
         // Nothing to normalise; the shader's `n_groups − 1` would wrap.
         return y;
@@ -91,7 +92,8 @@ pub fn group_norm(gpu: &Gpu, x: &CubeTensor, gamma: &CubeTensor, beta: &CubeTens
         inf: f32::INFINITY,
         _pad: [0; 3],
     };
-    let kernel = ShaderKernel { variant: if silu { "silu" } else { "none" }, ..ShaderKernel::plain("group_norm", GN_SRC) };
+    let variant = if silu { "silu" } else { "none" };
+    let kernel = ShaderKernel { variant, f16: prec.is_f16(), ..ShaderKernel::plain("group_norm", GN_SRC) };
     let (gx, gy) = grid(n_groups as u32);
     let buffers = vec![x.handle.clone().binding(), gamma.handle.clone().binding(), beta.handle.clone().binding(), y.handle.clone().binding()];
     launch(gpu, kernel, (gx, gy, 1), buffers, &p);

@@ -15,6 +15,7 @@ use wasm_bindgen_futures::JsFuture;
 use super::{fetch, js_msg, HttpSource, State};
 use crate::error::{Error, Result};
 use crate::models::diffusion::imageio::{decode_png, encode_png};
+use crate::kernels::Precision;
 use crate::models::diffusion::nn::WeightQuant;
 use crate::models::diffusion::pipeline::{ImageRequest, SdPipeline};
 use crate::source::ModelFolder;
@@ -128,6 +129,9 @@ struct ImageJson {
     /// TAESD previews of every candidate at every step (the folder must have `taesd/`).
     #[serde(default)]
     previews: bool,
+    /// "f32" (default) or "f16" (needs the adapter's shader-f16).
+    #[serde(default)]
+    activations: String,
 }
 
 fn one() -> usize {
@@ -263,6 +267,7 @@ pub(super) async fn generate(
     req.init = init.as_deref().map(decode_png).transpose()?;
     req.mask = mask.as_deref().map(decode_png).transpose()?;
     req.previews = j.previews;
+    req.activations = Precision::parse(&j.activations)?;
     // Take the pipeline out while generating so no RefCell borrow is held across awaits.
     let pipe = state.borrow_mut().image.take().ok_or_else(|| Error::InvalidOption("no image model loaded".into()))?;
     let result = pipe

@@ -8,7 +8,8 @@
 // 4. the Image tab loads the random-weight SD 1.x folder and makes 2 candidates whose pixels
 //    equal `aigc image` natively (same seed, weights and options; the folder's files go through
 //    the model cache); a single-file GGUF of the same model and an SD 2.x diffusers folder, both
-//    chosen from disk, make native's picture byte for byte;
+//    chosen from disk, make native's picture byte for byte; f16 activations are refused with
+//    InvalidOptionError (and not offered by the page) on an adapter without shader-f16;
 // 5. an in-page engine (worker: false) and one with a forced 4 MiB binding limit give the
 //    native greedy tokens; the latter loses its device (test hook), reports DeviceLostError,
 //    and gives the same tokens again after loading the model anew;
@@ -229,6 +230,28 @@ try {
     // The fixture folder has taesd/: the page showed a TAESD preview at every step.
     assertEq(await page.evaluate(() => document.body.dataset.previewSteps), '2', 'steps with previews shown');
     for (const r of cmp.res) if (r.diff !== 0) throw new Error(`pixels differ from native: ${JSON.stringify(cmp.res)}`);
+  });
+
+  await check('Image tab: f16 activations refused by name where the adapter has no shader-f16, and not offered by the page', async () => {
+    const r = await page.evaluate(async () => {
+      const engine = await window.aigcApp.ready;
+      const option = document.querySelector('#image-activations option[value="f16"]');
+      try {
+        await engine.images.generate({ prompt: 'a fox', size: '64x64', steps: 1, seed: 1, activations: 'f16' });
+        return { f16: engine.adapter.shader_f16, disabled: option.disabled, error: null };
+      } catch (e) {
+        return { f16: engine.adapter.shader_f16, disabled: option.disabled, error: e.name, message: e.message };
+      }
+    });
+    console.log(`     ${JSON.stringify(r)}`);
+    if (r.f16) {
+      // A GPU with shader-f16: the request runs and the option is offered.
+      if (r.error || r.disabled) throw new Error(`f16 adapter: ${JSON.stringify(r)}`);
+    } else {
+      assertEq(r.error, 'InvalidOptionError', 'error class');
+      if (!r.message.includes('shader-f16')) throw new Error(`message does not name the feature: ${r.message}`);
+      assertEq(r.disabled, true, 'f16 option disabled');
+    }
   });
 
   await check('Image tab: a single-file GGUF chosen from disk loads (f32) and makes the picture native aigc image makes', async () => {

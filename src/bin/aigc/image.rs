@@ -5,6 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use aigc::gpu::Gpu;
+use aigc::kernels::Precision;
 use aigc::models::diffusion::imageio::{decode_png, encode_png, read_npy_f32, write_npy_f32};
 use aigc::models::diffusion::nn::WeightQuant;
 use aigc::models::diffusion::pipeline::{ImageRequest, SdPipeline};
@@ -47,6 +48,10 @@ pub struct ImageArgs {
     /// f32, or for a .gguf the type most of its UNet linear weights are stored in).
     #[arg(long)]
     quant: Option<String>,
+    /// How the UNet stores its activations between kernels: f32 | f16 (f16 needs an adapter
+    /// with shader-f16; the arithmetic inside each kernel stays f32).
+    #[arg(long, default_value = "f32")]
+    activations: String,
     /// Candidates, seeds S, S+1, …; written as OUT-0.png, OUT-1.png, … when more than one.
     #[arg(long, default_value_t = 1)]
     count: usize,
@@ -102,7 +107,13 @@ pub async fn run(a: ImageArgs) -> Result<()> {
     let t0 = Instant::now();
     let (width, height) = parse_size(&a.size)?;
     let scheduler: SchedulerKind = a.scheduler.parse()?;
+    let activations = Precision::parse(&a.activations)?;
     let gpu = Gpu::get().await?;
+    let pipe_gpu = gpu.clone();
+    if activations.is_f16() && !gpu.report.shader_f16 {
+        // Before loading gigabytes: the pipeline would refuse it at the first step.
+        return Err(Error::InvalidOption(format!("--activations f16 needs the shader-f16 feature, which {} does not have", gpu.report.name)));
+    }
     let mut pipe = match a.model.is_file() {
         true => {
             let aux = a.config.clone().or_else(|| a.model.parent().map(Path::to_path_buf)).unwrap_or_default();
@@ -149,6 +160,7 @@ pub async fn run(a: ImageArgs) -> Result<()> {
     req.init = a.init.as_deref().map(read_png).transpose()?;
     req.mask = a.mask.as_deref().map(read_png).transpose()?;
     req.previews = a.previews.is_some();
+    req.activations = activations;
     if let Some(p) = &a.latents {
         let bytes = std::fs::read(p).map_err(|e| Error::Io(format!("{}: {e}", p.display())))?;
         let npy = read_npy_f32(&bytes)?;
@@ -165,8 +177,10 @@ pub async fn run(a: ImageArgs) -> Result<()> {
     }
     let mut err = std::io::stderr();
     let mut preview_error = None;
+    let mut reserved = 0u64;
     let res = pipe
         .generate(&req, &mut |s| {
+            reserved = reserved.max(pipe_gpu.memory_reserved());
             if let Some(dir) = &a.previews {
                 for (k, img) in s.previews.iter().enumerate() {
                     let name = if s.previews.len() == 1 { format!("step-{:02}.png", s.step) } else { format!("step-{:02}-{k}.png", s.step) };
@@ -210,6 +224,8 @@ pub async fn run(a: ImageArgs) -> Result<()> {
                 "steps": a.steps,
                 "count": a.count,
                 "gpu_weight_bytes": pipe.gpu_bytes,
+                "activations": activations.name(),
+                "gpu_reserved_bytes_denoising": reserved,
             })
         );
     }

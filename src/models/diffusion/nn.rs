@@ -10,7 +10,7 @@
 //! linear weights [out, in], conv weights [out, in, kh, kw].
 
 use burn::backend::wgpu::CubeTensor;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{DType, Device, Tensor, TensorData};
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -198,11 +198,14 @@ impl Dense {
         let x2 = x.reshape([b * t, n_in]);
         let y = match self {
             Dense::F32 { wt, b: bias } => {
-                let y = x2.matmul(wt.clone());
-                match bias {
+                // f32 weights through burn: f16 activations widen and come back narrowed.
+                let dt = x2.dtype();
+                let y = x2.cast(DType::F32).matmul(wt.clone());
+                let y = match bias {
                     Some(bias) => y + bias.clone().unsqueeze_dim(0),
                     None => y,
-                }
+                };
+                y.cast(dt)
             }
             Dense::Quant(lin) => {
                 let x2 = Gpu::from_burn(x2)?;
@@ -395,6 +398,13 @@ pub fn attention(gpu: &Gpu, q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Opti
         let [qc, kc, vc] = [q.reshape([bh, tq, d]), k.reshape([bh, tk, d]), v.reshape([bh, tk, d])].map(Gpu::from_burn);
         let o = flash_attn::flash_attn(gpu, &qc?, &kc?, &vc?, bh, tq, tk, d, scale);
         return Ok(Gpu::to_burn::<3>(o).reshape([b, h, tq, d]));
+    }
+    let dt = q.dtype();
+    if dt != DType::F32 {
+        // bmm and softmax are f32 only: widen, attend, narrow (no SD UNet head comes here).
+        let mask = mask.map(|m| m.cast(DType::F32));
+        let [q, k, v] = [q, k, v].map(|t| t.cast(DType::F32));
+        return Ok(attention(gpu, q, k, v, mask, budget)?.cast(dt));
     }
     // Our batched matmul (bmm.wgsl) on contiguous [B·H, T, d] copies: burn's matmul ran these
     // shapes 10-100× slower on lavapipe, and its summation order is not ours to pin down.

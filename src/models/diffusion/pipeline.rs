@@ -29,6 +29,7 @@ use super::unet::Unet;
 use super::vae::{VaeDecoder, VaeEncoder};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::kernels::Precision;
 use crate::tokenizer::ClipTokenizer;
 
 /// One txt2img call.
@@ -57,6 +58,8 @@ pub struct ImageRequest {
     pub mask: Option<Rgb8>,
     /// Decode a preview of every candidate at every step (needs a TAESD decoder loaded).
     pub previews: bool,
+    /// How the UNet stores its activations (f16 needs the adapter's `shader-f16`).
+    pub activations: Precision,
 }
 
 impl ImageRequest {
@@ -77,6 +80,7 @@ impl ImageRequest {
             strength: 0.8,
             mask: None,
             previews: false,
+            activations: Precision::F32,
         }
     }
 }
@@ -155,6 +159,13 @@ impl SdPipeline {
         }
         if !req.guidance.is_finite() {
             return Err(Error::InvalidOption(format!("guidance scale {} is not finite", req.guidance)));
+        }
+        if req.activations.is_f16() && !self.gpu.report.shader_f16 {
+            let name = match self.gpu.report.name.as_str() {
+                "" => "this adapter".to_string(),
+                n => format!("this adapter ({n})"),
+            };
+            return Err(Error::InvalidOption(format!("f16 activations need the shader-f16 feature, which {name} does not have")));
         }
         let [c, h, w] = self.latent_shape(req.width, req.height)?;
         let n = req.count;
@@ -235,7 +246,7 @@ impl SdPipeline {
                 input = input.chunks(per).flat_map(|row| row.iter().chain(cond)).copied().collect();
             }
             let xt = Tensor::<4>::from_data(TensorData::new(input, [rows, c_in, h, w]), &self.gpu.device);
-            let eps = self.unet.forward(&self.gpu, xt, &vec![timesteps[i]; rows], &ctx)?;
+            let eps = self.unet.forward(&self.gpu, xt, &vec![timesteps[i]; rows], &ctx, req.activations)?;
             let eps = read_tensor(&self.gpu, eps).await?;
             let eps = if guided {
                 let (u, t) = eps.split_at(n * per);

@@ -8,7 +8,8 @@
 //! the previous block's width plus the skip's).
 
 use crate::kernels::activation::{act, Act};
-use burn::tensor::{Tensor, TensorData};
+use crate::kernels::Precision;
+use burn::tensor::{DType, Tensor, TensorData};
 
 use super::blocks::{Resnet, Transformer2D, Upsample};
 use super::config::{BlockKind, UnetConfig};
@@ -126,8 +127,10 @@ impl Unet {
         out
     }
 
-    /// x [B, 4, h, w], t: one timestep per batch row, ctx [B, 77, D] → noise prediction [B, 4, h, w]
-    pub fn forward(&self, gpu: &Gpu, x: Tensor<4>, t: &[f64], ctx: &Tensor<3>) -> Result<Tensor<4>> {
+    /// x [B, 4, h, w], t: one timestep per batch row, ctx [B, 77, D] → noise prediction
+    /// [B, 4, h, w] (f32). With `prec` f16 every activation in between is stored as f16 (the
+    /// timestep features and embedding MLP stay f32 and are narrowed after).
+    pub fn forward(&self, gpu: &Gpu, x: Tensor<4>, t: &[f64], ctx: &Tensor<3>, prec: Precision) -> Result<Tensor<4>> {
         let [b, _, h, w] = x.dims();
         let levels = self.cfg.block_out_channels.len() - 1;
         if t.len() != b || h % (1 << levels) != 0 || w % (1 << levels) != 0 {
@@ -137,14 +140,19 @@ impl Unet {
                 1 << levels
             )));
         }
+        if prec.is_f16() && !gpu.report.shader_f16 {
+            return Err(Error::InvalidOption("f16 activations need the adapter's shader-f16 feature".into()));
+        }
         let c0 = self.cfg.block_out_channels[0];
         let tf = Tensor::<3>::from_data(TensorData::new(self.time_features(t), [1, b, c0]), &gpu.device);
         let temb = self.time_2.forward(gpu, act(gpu, self.time_1.forward(gpu, tf)?, Act::Silu)?)?;
         let td = temb.dims()[2];
         // Every ResNet applies silu to the embedding first: do it once.
         let temb = act(gpu, temb.reshape([b, td]), Act::Silu)?;
+        let dt = prec.dtype();
+        let (temb, ctx) = (temb.cast(dt), &ctx.clone().cast(dt));
 
-        let mut x = self.conv_in.forward(gpu, x)?;
+        let mut x = self.conv_in.forward(gpu, x.cast(dt))?;
         let mut skips = vec![x.clone()];
         for blk in &self.down {
             for (j, r) in blk.resnets.iter().enumerate() {
@@ -174,6 +182,6 @@ impl Unet {
                 x = u.forward(gpu, x)?;
             }
         }
-        self.conv_out.forward(gpu, self.norm_out.forward(gpu, x, true)?)
+        Ok(self.conv_out.forward(gpu, self.norm_out.forward(gpu, x, true)?)?.cast(DType::F32))
     }
 }
